@@ -1,0 +1,133 @@
+"""JAX/Flax back end: native Flax models holding the torch weights, compiled ahead of time."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import jaxlib
+import numpy as np
+
+from benchmarks import weights as shared_weights
+from benchmarks.workload import BuildOptions, Combination, Workload, cpu_name
+from models.flax_models import build_flax_module, count_params, init_variables, port_torch_model
+from models.porting import nchw_to_nhwc
+from models.registry import get_spec
+
+_DTYPES = {"float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16}
+_MiB = 2**20
+
+
+def versions() -> dict[str, str]:
+    """Versions of the JAX stack and the backend platform."""
+    return {
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "flax": flax.__version__,
+        "jax_backend": jax.default_backend(),
+    }
+
+
+def _devices(device: str) -> list[Any]:
+    platform = "gpu" if device == "cuda" else "cpu"
+    try:
+        return jax.devices(platform)
+    except RuntimeError:
+        return []
+
+
+def device_available(device: str) -> bool:
+    """Whether JAX has a backend for `device`."""
+    return bool(_devices(device))
+
+
+def device_name(device: str) -> str:
+    """The device's name as JAX reports it."""
+    if device == "cpu":
+        return cpu_name()
+    return _devices(device)[0].device_kind
+
+
+def unsupported_reason(combo: Combination) -> str | None:
+    """Why JAX cannot run `combo`, or None."""
+    if not device_available(combo.device):
+        hint = " (install jax[cuda12] or jax[cuda13])" if combo.device == "cuda" else ""
+        return f"jax {jax.__version__} has no {combo.device} backend here{hint}"
+    return None
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is XLA running out of device memory."""
+    text = str(error)
+    return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text
+
+
+def flax_variables(combo: Combination, options: BuildOptions, module, input_shape_nhwc) -> tuple[Any, str]:
+    """The torch reference weights, ported; without torch installed, a seeded jit init."""
+    spec = get_spec(combo.model)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return init_variables(module, input_shape_nhwc, jax.random.PRNGKey(options.seed)), f"flax-init(seed={options.seed})"
+    reference, label = shared_weights.reference_torch_model(spec, options)
+    return port_torch_model(spec, module, reference, input_shape_nhwc), label
+
+
+def _xla_flops(compiled: Any) -> int | None:
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, (list, tuple)):  # older jax returns one dict per device
+        analysis = analysis[0] if analysis else None
+    if not analysis or "flops" not in analysis:
+        return None
+    return int(analysis["flops"])
+
+
+def build_workload(combo: Combination, options: BuildOptions) -> Workload:
+    """`combo` as a JAX workload: ported weights, AOT-compiled, placed on the device."""
+    spec = get_spec(combo.model)
+    dtype = _DTYPES[combo.dtype]
+    device = _devices(combo.device)[0]
+    module = build_flax_module(spec, dtype=dtype)
+    images = nchw_to_nhwc(shared_weights.input_batch(spec, combo.batch_size, options.seed))  # (N, H, W, C)
+    variables, weights_label = flax_variables(combo, options, module, images.shape)
+    params = count_params(variables)
+    # Both frameworks hold weights and inputs in the benchmarked dtype.
+    variables = jax.device_put(jax.tree_util.tree_map(lambda a: a.astype(dtype), variables), device)
+    x = jax.device_put(jnp.asarray(images, dtype), device)
+
+    forward = jax.jit(module.apply)
+    start = time.perf_counter()
+    compiled = forward.lower(variables, x).compile()
+    compile_ms = (time.perf_counter() - start) * 1e3
+    start = time.perf_counter()
+    forward.lower(variables, x).compile()
+    compile_warm_ms = (time.perf_counter() - start) * 1e3
+
+    def run() -> Any:
+        return jax.block_until_ready(compiled(variables, x))
+
+    def memory() -> dict[str, float]:
+        stats = device.memory_stats() or {}
+        if "peak_bytes_in_use" not in stats:
+            return {}
+        return {"jax_device_peak_mb": stats["peak_bytes_in_use"] / _MiB}
+
+    return Workload(
+        combo=combo,
+        run=run,
+        device_name=device_name(combo.device),
+        input_shape=tuple(x.shape),
+        params=params,
+        flops=_xla_flops(compiled),
+        flops_source="xla.cost_analysis",
+        threads=len(os.sched_getaffinity(0)),
+        compile_ms=compile_ms,
+        compile_warm_ms=compile_warm_ms,
+        weights=weights_label,
+        memory=memory,
+        extra={"jax_platform": device.platform},
+    )

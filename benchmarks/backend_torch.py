@@ -1,0 +1,133 @@
+"""PyTorch back end: torchvision models as workloads, synchronised on CUDA."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import time
+
+import numpy as np
+import torch
+import torchvision
+
+from benchmarks import weights as shared_weights
+from benchmarks.workload import BuildOptions, Combination, Workload, cpu_name
+from models.registry import get_spec
+from models.torch_models import build_torch_model
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_MiB = 2**20
+
+
+def versions() -> dict[str, str]:
+    """Versions of the torch stack, and CUDA/cuDNN where present."""
+    out = {"torch": torch.__version__, "torchvision": torchvision.__version__}
+    if torch.cuda.is_available():
+        out["cuda"] = str(torch.version.cuda)
+        out["cudnn"] = str(torch.backends.cudnn.version())
+    return out
+
+
+def device_available(device: str) -> bool:
+    """Whether torch can run on `device`."""
+    return device == "cpu" or (device == "cuda" and torch.cuda.is_available())
+
+
+def device_name(device: str) -> str:
+    """The device's marketing name, e.g. 'NVIDIA H100 80GB HBM3'."""
+    if device == "cuda":
+        return torch.cuda.get_device_name(0)
+    return cpu_name()
+
+
+def unsupported_reason(combo: Combination) -> str | None:
+    """Why torch cannot run `combo`, or None."""
+    if not device_available(combo.device):
+        return f"torch {torch.__version__} has no {combo.device} device here"
+    if combo.device == "cuda" and combo.dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
+        return f"{torch.cuda.get_device_name(0)} does not support bfloat16"
+    return None
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is an allocator running out of memory."""
+    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+@functools.lru_cache(maxsize=None)
+def flops_per_image(model_name: str) -> int:
+    """FLOPs of one image's forward pass, 2 per multiply-add, by torch's FlopCounterMode.
+
+    Counted with autograd on and attention on the math backend: the fused inference
+    fast paths (native MHA, CPU flash attention) are invisible to the counter.
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    spec = get_spec(model_name)
+    model = build_torch_model(spec)
+    x = torch.zeros(1, *spec.input_shape)
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        model(x)
+    return int(counter.get_total_flops())
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def build_workload(combo: Combination, options: BuildOptions) -> Workload:
+    """`combo` as a torch workload: the shared reference weights, cast and placed."""
+    spec = get_spec(combo.model)
+    torch.set_num_threads(options.threads)
+    reference, weights_label = shared_weights.reference_torch_model(spec, options)
+    model = copy.deepcopy(reference).to(device=combo.device, dtype=_DTYPES[combo.dtype]).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    images = shared_weights.input_batch(spec, combo.batch_size, options.seed)  # (N, C, H, W)
+    x = torch.from_numpy(images).to(device=combo.device, dtype=_DTYPES[combo.dtype])
+
+    forward = model
+    compile_ms = None
+    if options.torch_compile:
+        forward = torch.compile(model)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            forward(x)
+        _sync(combo.device)
+        compile_ms = (time.perf_counter() - start) * 1e3
+
+    def run() -> torch.Tensor:
+        with torch.inference_mode():
+            out = forward(x)
+        _sync(combo.device)
+        return out
+
+    def reset_memory() -> None:
+        if combo.device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+
+    def memory() -> dict[str, float]:
+        if combo.device != "cuda":
+            return {}
+        return {
+            "torch_cuda_allocated_peak_mb": torch.cuda.max_memory_allocated() / _MiB,
+            "torch_cuda_reserved_peak_mb": torch.cuda.max_memory_reserved() / _MiB,
+        }
+
+    return Workload(
+        combo=combo,
+        run=run,
+        device_name=device_name(combo.device),
+        input_shape=tuple(x.shape),
+        params=sum(p.numel() for p in model.parameters()),
+        flops=flops_per_image(combo.model) * combo.batch_size,
+        flops_source="torch.utils.flop_counter",
+        threads=torch.get_num_threads(),
+        compile_ms=compile_ms,
+        weights=weights_label,
+        reset_memory=reset_memory,
+        memory=memory,
+        extra={"torch_compile": options.torch_compile},
+    )

@@ -1,0 +1,118 @@
+"""What a back end hands the benchmark tests: one combination, ready to time.
+
+Tests touch only `Workload`s and `Backend`s; nothing above this module branches on the
+framework.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any, Callable, Protocol
+
+FRAMEWORKS = ("torch", "jax")
+DEVICES = ("cpu", "cuda")
+DTYPES = ("float32", "float16", "bfloat16")
+MODES = ("inference",)
+
+
+@dataclasses.dataclass(frozen=True)
+class Combination:
+    """One point of the benchmark matrix."""
+
+    model: str
+    framework: str
+    device: str
+    batch_size: int
+    dtype: str
+    mode: str = "inference"
+
+    @property
+    def id(self) -> str:
+        """A readable test id: `resnet50-jax-cpu-bs8-float32`."""
+        mode = "" if self.mode == "inference" else f"-{self.mode}"
+        return f"{self.model}-{self.framework}-{self.device}-bs{self.batch_size}-{self.dtype}{mode}"
+
+
+@dataclasses.dataclass
+class Workload:
+    """One combination built and placed on its device.
+
+    `run()` executes one step and returns only once the device has finished it, so wall
+    time around it is honest. The other fields are what the record reports beside the
+    timings; `memory()` reads peaks since `reset_memory()`.
+    """
+
+    combo: Combination
+    run: Callable[[], Any]
+    device_name: str
+    input_shape: tuple[int, ...]
+    params: int
+    flops: int | None
+    flops_source: str
+    threads: int
+    compile_ms: float | None = None
+    compile_warm_ms: float | None = None
+    weights: str = "random"
+    reset_memory: Callable[[], None] = lambda: None
+    memory: Callable[[], dict[str, float]] = dict
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class Backend(Protocol):
+    """What each framework's back end module provides."""
+
+    def versions(self) -> dict[str, str]: ...
+
+    def device_available(self, device: str) -> bool: ...
+
+    def unsupported_reason(self, combo: Combination) -> str | None: ...
+
+    def build_workload(self, combo: Combination, options: "BuildOptions") -> Workload: ...
+
+    def device_name(self, device: str) -> str: ...
+
+    def is_out_of_memory(self, error: BaseException) -> bool: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildOptions:
+    """Settings that apply to every workload of a run."""
+
+    threads: int
+    torch_compile: bool = False
+    pretrained: bool = False
+    weights: str | None = None
+    seed: int = 0
+
+
+_BACKEND_MODULES = {"torch": "benchmarks.backend_torch", "jax": "benchmarks.backend_jax"}
+
+
+def get_backend(framework: str) -> Backend:
+    """The back end module for `framework`, imported on first use."""
+    return importlib.import_module(_BACKEND_MODULES[framework])  # type: ignore[return-value]
+
+
+def backend_importable(framework: str) -> str | None:
+    """None if `framework` is installed, else the reason it cannot run."""
+    package = {"torch": "torch", "jax": "flax"}[framework]
+    try:
+        importlib.import_module(package)
+    except ImportError as exc:
+        return f"{framework} is not installed ({exc}); pip install the {framework} extra"
+    return None
+
+
+def cpu_name() -> str:
+    """The CPU's model name, e.g. 'AMD EPYC 7B13'."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"

@@ -1,0 +1,239 @@
+"""The benchmark matrix: command-line options, test generation, skips and machine info.
+
+`pytest benchmarks` runs one test per model x framework x device x batch x dtype; each
+id reads like `resnet50-jax-cpu-bs8-float32`. Bad options stop the run at start-up with
+one line and pytest's usage-error exit code 4, before anything is built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+
+from benchmarks.workload import DTYPES, FRAMEWORKS, BuildOptions, Combination, backend_importable, get_backend
+from models.registry import UnknownModelError, get_spec, list_models
+
+DEFAULT_MODELS = ("resnet50", "vit_b_16")
+DEFAULT_BATCH_SIZES = (1, 8)
+DEFAULT_DTYPES = ("float32",)
+VISIONBENCH_JSON_KEY = "visionbench"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("visionbench", "visionbench benchmark matrix")
+    group.addoption("--model", action="extend", nargs="+", default=None, metavar="NAME",
+                    help=f"models to run, repeatable; 'all' for every registered model (default: {' '.join(DEFAULT_MODELS)})")
+    group.addoption("--framework", choices=(*FRAMEWORKS, "both"), default="both", help="framework(s) to run (default: both)")
+    group.addoption("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                    help="device; auto picks cuda when a framework sees one, else cpu (default: auto)")
+    group.addoption("--batch-sizes", nargs="+", type=_positive_int, default=None, metavar="N",
+                    help=f"batch sizes (default: {' '.join(map(str, DEFAULT_BATCH_SIZES))})")
+    group.addoption("--dtype", nargs="+", choices=DTYPES, default=None, metavar="DTYPE",
+                    help=f"dtypes, from {', '.join(DTYPES)} (default: float32)")
+    group.addoption("--rounds", type=_positive_int, default=5, help="timed calls per combination (default: 5)")
+    group.addoption("--warmup", type=_non_negative_int, default=1,
+                    help="untimed calls after the first call, before timing (default: 1)")
+    group.addoption("--threads", type=_positive_int, default=None,
+                    help="CPU cores both frameworks may use (default: all this process may use)")
+    group.addoption("--torch-compile", action="store_true", help="time torch.compile'd models instead of eager")
+    group.addoption("--pretrained", action="store_true",
+                    help="use torchvision's pretrained weights from a local file (never downloaded)")
+    group.addoption("--weights", default=None, metavar="PATH", help="weights file for --pretrained (one model)")
+    group.addoption("--no-parity", action="store_true", help="skip the per-model torch/Flax parity check of JAX records")
+
+
+def selected_models(config: pytest.Config) -> list[str]:
+    """The --model names, with 'all' expanded; raises UsageError on an unknown name."""
+    names = config.getoption("model") or list(DEFAULT_MODELS)
+    if "all" in names:
+        return list_models()
+    for name in names:
+        try:
+            get_spec(name)
+        except UnknownModelError as exc:
+            raise pytest.UsageError(f"--model: {exc}") from None
+    return list(dict.fromkeys(names))
+
+
+def _cuda_visible() -> bool:
+    for framework in FRAMEWORKS:
+        if backend_importable(framework) is None and get_backend(framework).device_available("cuda"):
+            return True
+    return False
+
+
+def _validate(config: pytest.Config) -> None:
+    models = selected_models(config)
+    if config.getoption("device") == "cuda" and not _cuda_visible():
+        raise pytest.UsageError("--device cuda: no CUDA device is visible to torch or jax here; use --device cpu or auto")
+    weights = config.getoption("weights")
+    if weights is not None:
+        if not os.path.isfile(weights):
+            raise pytest.UsageError(f"--weights: no such file {weights!r}; give the path of a torchvision .pth file")
+        if len(models) != 1:
+            raise pytest.UsageError(f"--weights: one file fits one model, but {len(models)} are selected; add --model NAME")
+    if config.getoption("pretrained") and weights is None:
+        from models.torch_models import weights_search_paths
+
+        for name in models:
+            paths = weights_search_paths(get_spec(name))
+            if not any(p.is_file() for p in paths):
+                raise pytest.UsageError(
+                    f"--pretrained: no weights file for {name!r}; looked in {', '.join(map(str, paths))}; "
+                    f"put {paths[-1].name} there or pass --weights PATH"
+                )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _validate(config)
+    threads = config.getoption("threads")
+    cores = sorted(os.sched_getaffinity(0))
+    if threads is not None and threads < len(cores):
+        # XLA:CPU sizes its pool by the cores this process may use, so restricting the
+        # affinity (before jax starts) is what gives both frameworks the same cores.
+        os.sched_setaffinity(0, cores[:threads])
+    config.stash[_run_key] = None
+
+
+_run_key = pytest.StashKey[Any]()
+
+
+def resolve_device(config: pytest.Config) -> str:
+    """The device of this run: --device, with auto resolved."""
+    device = config.getoption("device")
+    if device == "auto":
+        return "cuda" if _cuda_visible() else "cpu"
+    return device
+
+
+def matrix(config: pytest.Config) -> list[Combination]:
+    """Every combination the options select, in a stable order."""
+    framework = config.getoption("framework")
+    frameworks = FRAMEWORKS if framework == "both" else (framework,)
+    device = resolve_device(config)
+    return [
+        Combination(model, fw, device, batch, dtype)
+        for model in selected_models(config)
+        for batch in config.getoption("batch_sizes") or DEFAULT_BATCH_SIZES
+        for dtype in config.getoption("dtype") or DEFAULT_DTYPES
+        for fw in frameworks
+    ]
+
+
+def unsupported_reason(combo: Combination) -> str | None:
+    """Why `combo` cannot run here, decided at collection; None if it can."""
+    return backend_importable(combo.framework) or get_backend(combo.framework).unsupported_reason(combo)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "combo" not in metafunc.fixturenames:
+        return
+    params = []
+    for combo in matrix(metafunc.config):
+        reason = unsupported_reason(combo)
+        marks = [pytest.mark.skip(reason=reason)] if reason else []
+        params.append(pytest.param(combo, id=combo.id, marks=marks))
+    metafunc.parametrize("combo", params)
+
+
+@pytest.fixture(scope="session")
+def bench_run(pytestconfig: pytest.Config):
+    """The run's shared settings and failure log."""
+    from benchmarks.runner import BenchRun
+
+    parity_check = None
+    if not pytestconfig.getoption("no_parity"):
+        from benchmarks.parity import cached_parity
+
+        parity_check = cached_parity
+    run = BenchRun(
+        options=BuildOptions(
+            threads=len(os.sched_getaffinity(0)),
+            torch_compile=pytestconfig.getoption("torch_compile"),
+            pretrained=pytestconfig.getoption("pretrained") or pytestconfig.getoption("weights") is not None,
+            weights=pytestconfig.getoption("weights"),
+        ),
+        rounds=pytestconfig.getoption("rounds"),
+        warmup=pytestconfig.getoption("warmup"),
+        parity_check=parity_check,
+    )
+    pytestconfig.stash[_run_key] = run
+    return run
+
+
+def _gpu_info() -> dict[str, str]:
+    if shutil.which("nvidia-smi") is None:
+        return {}
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip().splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if not out:
+        return {}
+    name, driver, memory = (part.strip() for part in out[0].split(","))
+    return {"gpu_name": name, "gpu_driver": driver, "gpu_memory": memory, "gpu_count": str(len(out))}
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+    info: dict[str, Any] = {"cpu_affinity": len(os.sched_getaffinity(0)), **_gpu_info()}
+    for framework in FRAMEWORKS:
+        if backend_importable(framework) is None:
+            info[f"{framework}_versions"] = get_backend(framework).versions()
+    machine_info[VISIONBENCH_JSON_KEY] = info
+
+
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]) -> None:
+    run = config.stash.get(_run_key, None)
+    from reports.schema import SCHEMA_VERSION
+
+    output_json[VISIONBENCH_JSON_KEY] = {
+        "schema_version": SCHEMA_VERSION,
+        "failures": list(run.failures) if run is not None else [],
+    }
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    run = config.stash.get(_run_key, None)
+    if run is None:
+        return
+    rows = []
+    for report in terminalreporter.stats.get("passed", []):
+        for key, value in getattr(report, "user_properties", []):
+            if key == "visionbench_record":
+                rows.append(value)
+    if rows:
+        from reports.summary import format_run_summary
+
+        terminalreporter.write_sep("-", "visionbench: throughput")
+        terminalreporter.write_line(format_run_summary(rows))
+    for failure in run.failures:
+        terminalreporter.write_line(f"visionbench: {failure['status']} {failure['model']}-{failure['framework']}-"
+                                    f"{failure['device']}-bs{failure['batch_size']}-{failure['dtype']}: {failure['reason']}")

@@ -1,0 +1,94 @@
+"""The model zoo: one registry, torchvision models and native Flax twins with ported weights.
+
+Importing this package imports neither torch nor jax; each builder imports its framework
+when called, so a torch-only or JAX-only user can run their half.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from models.registry import ModelSpec, Tolerance, UnknownModelError, get_spec, list_models
+
+__all__ = [
+    "ModelSpec",
+    "Tolerance",
+    "UnknownModelError",
+    "get_flax_model",
+    "get_model_info",
+    "get_spec",
+    "get_torch_model",
+    "list_models",
+]
+
+
+def get_model_info(name: str) -> dict[str, Any]:
+    """Registry facts about `name`: params, input shape, FLOPs (2 per multiply-add), MACs."""
+    spec = get_spec(name)
+    return {
+        "name": spec.name,
+        "family": spec.family,
+        "params": spec.params,
+        "input_shape": spec.input_shape,
+        "input_size": spec.input_size,
+        "num_classes": spec.num_classes,
+        "flops": spec.flops,
+        "macs": spec.macs,
+        "mean": spec.mean,
+        "std": spec.std,
+        "config": dict(spec.config),
+        "torchvision_weights": spec.torchvision_weights,
+    }
+
+
+def get_torch_model(
+    name: str, pretrained: bool = False, device: str | None = None, weights: str | os.PathLike | None = None
+) -> tuple[Any, Any, tuple[int, int, int], dict[str, Any]]:
+    """`(model, preprocess, input_shape, metadata)` for torchvision's `name`, in eval mode.
+
+    `pretrained=True` loads torchvision's weights from a local file (`weights`, then
+    $VISIONBENCH_WEIGHTS_DIR, then torch's hub cache); nothing is downloaded.
+    """
+    from models import torch_models
+
+    spec = get_spec(name)
+    model = torch_models.build_torch_model(spec)
+    metadata = get_model_info(name)
+    if pretrained:
+        metadata["weights_file"] = str(torch_models.load_pretrained(model, spec, weights))
+    if device is not None:
+        model = model.to(device)
+    return model, torch_models.make_torch_preprocess(spec), spec.input_shape, metadata
+
+
+def get_flax_model(
+    name: str,
+    input_shape: tuple[int, int, int, int] | None = None,
+    rng_key: Any = None,
+    num_classes: int | None = None,
+    torch_model: Any = None,
+    dtype: Any = None,
+) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """`(apply_fn, variables, preprocess, metadata)` for the native Flax `name`.
+
+    With `torch_model` the variables hold its weights, ported and checked; otherwise they
+    are initialised from `rng_key` under `jax.jit`. `apply_fn(variables, x_nhwc)` returns
+    logits. `input_shape` is NHWC (default: batch 1 at the spec's size); `num_classes`
+    defaults to the spec's.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from models import flax_models
+
+    spec = get_spec(name)
+    shape = tuple(input_shape) if input_shape is not None else (1, spec.input_size, spec.input_size, 3)
+    module = flax_models.build_flax_module(spec, dtype or jnp.float32, num_classes)
+    if torch_model is not None:
+        variables = flax_models.port_torch_model(spec, module, torch_model, shape)
+    else:
+        variables = flax_models.init_variables(module, shape, rng_key if rng_key is not None else jax.random.PRNGKey(0))
+    metadata = get_model_info(name)
+    metadata["module"] = module
+    return module.apply, variables, flax_models.make_flax_preprocess(spec), metadata

@@ -1,0 +1,146 @@
+"""torch `state_dict` -> Flax variables, over per-family module renames.
+
+Every key and every shape is checked before anything is copied: a missing, extra or
+mis-shaped key is named with the shape expected and the shape found.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+# How a torch tensor becomes a Flax leaf. Kept in one table so tests can break one on
+# purpose and prove the parity check catches it.
+TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "conv": lambda w: np.transpose(w, (2, 3, 1, 0)),  # (O, I, kH, kW) -> (kH, kW, I, O)
+    "dense": lambda w: np.transpose(w, (1, 0)),  # (out, in) -> (in, out)
+    "identity": lambda w: w,
+}
+
+# Torch parameter suffix -> (collection, Flax leaf name) for norm layers.
+_NORM_LEAVES = {
+    "weight": ("params", "scale"),
+    "bias": ("params", "bias"),
+    "running_mean": ("batch_stats", "mean"),
+    "running_var": ("batch_stats", "var"),
+}
+_DROPPED_SUFFIXES = ("num_batches_tracked",)
+
+
+class PortingError(ValueError):
+    """A state_dict that does not fit the Flax model; the message names the keys."""
+
+
+def nchw_to_nhwc(x: np.ndarray) -> np.ndarray:
+    """Images from torch layout to Flax layout."""
+    return np.transpose(x, (0, 2, 3, 1))  # (N, C, H, W) -> (N, H, W, C)
+
+
+def _flatten(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, prefix + (key,)))
+        else:
+            flat[prefix + (key,)] = value
+    return flat
+
+
+def _unflatten(flat: Mapping[tuple[str, ...], Any]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for path, value in flat.items():
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return tree
+
+
+def _fmt(path: tuple[str, ...]) -> str:
+    return "/".join(path)
+
+
+def plan_leaf(
+    module_path: tuple[str, ...], leaf: str, ndim: int, expected: Mapping[tuple[str, ...], Any]
+) -> tuple[tuple[str, ...], str]:
+    """The Flax path and transform name for one torch tensor, decided by its kind."""
+    if leaf in _NORM_LEAVES and ("params", *module_path, "scale") in expected:
+        collection, name = _NORM_LEAVES[leaf]
+        return (collection, *module_path, name), "identity"
+    if leaf == "weight":
+        kind = {4: "conv", 2: "dense"}.get(ndim, "identity")
+        return ("params", *module_path, "kernel"), kind
+    if leaf == "bias":
+        return ("params", *module_path, "bias"), "identity"
+    if leaf == "in_proj_weight":  # nn.MultiheadAttention's packed q, k, v projection
+        return ("params", *module_path, "in_proj", "kernel"), "dense"
+    if leaf == "in_proj_bias":
+        return ("params", *module_path, "in_proj", "bias"), "identity"
+    return ("params", *module_path, leaf), "identity"  # free parameters: class_token, pos_embedding
+
+
+def torch_to_flax(
+    state_dict: Mapping[str, Any],
+    expected: Mapping[str, Any],
+    renames: list[tuple[str, str]],
+    model_name: str,
+) -> dict[str, Any]:
+    """Flax variables holding `state_dict`'s weights, shaped like `expected`.
+
+    `expected` is the Flax variable tree (arrays or ShapeDtypeStructs, e.g. from
+    `jax.eval_shape`); `renames` are regex substitutions that turn a torch module path
+    into a Flax one (`layer1.0` -> `layer1_0`).
+    """
+    expected_flat = _flatten(expected)
+    planned: dict[tuple[str, ...], tuple[str, str, np.ndarray]] = {}
+    extra, misshaped = [], []
+    for torch_key, tensor in state_dict.items():
+        if torch_key.endswith(_DROPPED_SUFFIXES):
+            continue
+        array = _to_numpy(tensor)
+        module, _, leaf = torch_key.rpartition(".")
+        for pattern, replacement in renames:
+            module = re.sub(pattern, replacement, module)
+        module_path = tuple(p for p in module.split(".") if p)
+        path, kind = plan_leaf(module_path, leaf, array.ndim, expected_flat)
+        if path not in expected_flat:
+            extra.append(f"{torch_key} (-> {_fmt(path)})")
+            continue
+        want = tuple(expected_flat[path].shape)
+        got = TRANSFORMS[kind](array).shape
+        if got != want:
+            misshaped.append(
+                f"{torch_key}: torch shape {tuple(array.shape)} becomes {got}, "
+                f"but {_fmt(path)} expects {want}"
+            )
+            continue
+        planned[path] = (torch_key, kind, array)
+    missing = [_fmt(p) for p in expected_flat if p not in planned]
+
+    problems = len(extra) + len(misshaped) + len(missing)
+    if problems:
+        matched = len(planned)
+        if matched < len(expected_flat) / 2:
+            raise PortingError(
+                f"this state_dict is not a {model_name!r} model: only {matched} of {len(expected_flat)} "
+                f"weights fit (first unknown keys: {', '.join(extra[:3]) or 'none'})"
+            )
+        lines = [f"cannot port state_dict to {model_name!r}: {problems} problem(s)"]
+        lines += [f"  missing in state_dict: {m}" for m in missing]
+        lines += [f"  extra in state_dict: {e}" for e in extra]
+        lines += [f"  wrong shape: {s}" for s in misshaped]
+        raise PortingError("\n".join(lines))
+
+    flat = {
+        path: TRANSFORMS[kind](array).astype(expected_flat[path].dtype, copy=True)
+        for path, (_, kind, array) in planned.items()
+    }
+    return _unflatten(flat)
+
+
+def _to_numpy(tensor: Any) -> np.ndarray:
+    if hasattr(tensor, "detach"):  # a torch tensor; float32 so numpy can hold bfloat16 weights
+        return tensor.detach().cpu().float().numpy()
+    return np.asarray(tensor)

@@ -1,0 +1,94 @@
+"""torchvision builders for every family, and pretrained weights from local files only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from models.registry import ModelSpec
+
+WEIGHTS_ENV = "VISIONBENCH_WEIGHTS_DIR"
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """A pretrained weights file is not on disk; the message says where to put it."""
+
+
+def _build_resnet(spec: ModelSpec) -> nn.Module:
+    from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+
+    block = {"bottleneck": Bottleneck, "basic": BasicBlock}[spec.config["block"]]
+    return ResNet(block, list(spec.config["layers"]), num_classes=spec.num_classes)
+
+
+def _build_vit(spec: ModelSpec) -> nn.Module:
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    return VisionTransformer(image_size=spec.input_size, num_classes=spec.num_classes, **spec.config)
+
+
+TORCH_BUILDERS: dict[str, Callable[[ModelSpec], nn.Module]] = {
+    "resnet": _build_resnet,
+    "vit": _build_vit,
+}
+
+
+def build_torch_model(spec: ModelSpec) -> nn.Module:
+    """A freshly initialised torchvision model for `spec`, in eval mode, on the CPU."""
+    return TORCH_BUILDERS[spec.family](spec).eval()
+
+
+def weights_search_paths(spec: ModelSpec, weights: str | os.PathLike | None = None) -> list[Path]:
+    """Where pretrained weights for `spec` are looked for, in order."""
+    if weights is not None:
+        return [Path(weights)]
+    file_name = torchvision_weights_file_name(spec)
+    paths = []
+    if os.environ.get(WEIGHTS_ENV):
+        paths.append(Path(os.environ[WEIGHTS_ENV]) / file_name)
+    paths.append(Path(torch.hub.get_dir()) / "checkpoints" / file_name)
+    return paths
+
+
+def torchvision_weights_file_name(spec: ModelSpec) -> str:
+    """The file name torchvision's download would give `spec`'s pretrained weights."""
+    if spec.torchvision_weights is None:
+        raise WeightsNotFoundError(f"model {spec.name!r} has no pretrained weights; use pretrained=False")
+    import torchvision.models as tvm
+
+    enum_name, member = spec.torchvision_weights.split(".")
+    url = getattr(getattr(tvm, enum_name), member).url
+    return url.rsplit("/", 1)[-1]
+
+
+def load_pretrained(model: nn.Module, spec: ModelSpec, weights: str | os.PathLike | None = None) -> Path:
+    """Load `spec`'s torchvision weights into `model` from a local file; never downloads."""
+    candidates = weights_search_paths(spec, weights)
+    for path in candidates:
+        if path.is_file():
+            state_dict = torch.load(path, map_location="cpu", weights_only=True)
+            model.load_state_dict(state_dict)
+            return path
+    looked = ", ".join(str(p) for p in candidates)
+    name = candidates[-1].name
+    raise WeightsNotFoundError(
+        f"no weights file for {spec.name!r}: looked in {looked}; put {name} in one of them, "
+        f"set {WEIGHTS_ENV}, or pass --weights PATH"
+    )
+
+
+def make_torch_preprocess(spec: ModelSpec) -> Callable:
+    """A function from float images in [0, 1], (N, H, W, C), to normalised (N, C, H, W) tensors."""
+    mean = torch.tensor(spec.mean).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std).view(1, 3, 1, 1)
+
+    def preprocess(images) -> torch.Tensor:
+        x = torch.as_tensor(images, dtype=torch.float32)
+        x = x.permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+        return (x - mean) / std
+
+    return preprocess

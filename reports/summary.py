@@ -1,0 +1,30 @@
+"""The short throughput table printed at the end of a benchmark run."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+SUMMARY_FIELDS = (
+    "model", "framework", "device", "batch_size", "dtype",
+    "latency_p50_ms", "throughput_ips", "compile_ms", "parity", "valid",
+)
+
+
+def _parity_label(parity: Any) -> str:
+    if not isinstance(parity, dict):
+        return ""
+    status = parity.get("status", "")
+    if "max_abs" in parity and parity.get("max_abs") is not None:
+        return f"{status} ({parity['max_abs']:.1e})"
+    return status
+
+
+def format_run_summary(rows: Sequence[dict[str, Any]]) -> str:
+    """One line per record: p50 latency, img/s, compile time, parity, validity."""
+    import pandas as pd
+
+    frame = pd.DataFrame(list(rows), columns=list(SUMMARY_FIELDS))
+    frame["parity"] = frame["parity"].map(_parity_label)
+    frame["valid"] = frame["valid"].map({True: "yes", False: "NO"})
+    frame = frame.rename(columns={"latency_p50_ms": "p50 ms", "throughput_ips": "img/s", "compile_ms": "compile ms", "batch_size": "bs"})
+    return frame.to_string(index=False, float_format=lambda v: f"{v:,.1f}", na_rep="-")
