@@ -37,11 +37,15 @@ def _check(model: str, dtype: str, device: str, options: BuildOptions) -> dict[s
     import torch
 
     from models import get_flax_model
-    from models.torch_models import make_torch_preprocess
+    from models.torch_models import make_torch_preprocess, randomize_weights
     from validation.compare import compare_models
 
     spec = get_spec(model)
     reference, _ = shared_weights.reference_torch_model(spec, options)
+    if not options.pretrained:
+        # torchvision's init zeroes ViT's head and every norm statistic, which would let a
+        # broken port pass; the check runs the same architecture and porting on random weights.
+        reference = randomize_weights(copy.deepcopy(reference), options.seed)
     torch_dtype = getattr(torch, dtype)
     torch_model = copy.deepcopy(reference).to(device=device, dtype=torch_dtype)
     shape_nhwc = (PARITY_BATCH, spec.input_size, spec.input_size, 3)
@@ -53,7 +57,9 @@ def _check(model: str, dtype: str, device: str, options: BuildOptions) -> dict[s
             model, torch_model, make_torch_preprocess(spec), apply_fn, variables, flax_preprocess,
             spec.input_shape, shape_nhwc[1:], PARITY_BATCH, spec.tolerance(dtype), seed=options.seed,
         )
-    return {**result.as_record(), "batch_size": PARITY_BATCH, "precision": "highest" if dtype == "float32" else dtype}
+    weights = "pretrained" if options.pretrained else f"randomized(seed={options.seed})"
+    precision = "highest" if dtype == "float32" else dtype
+    return {**result.as_record(), "batch_size": PARITY_BATCH, "precision": precision, "weights": weights}
 
 
 def cached_parity(combo: Combination, options: BuildOptions) -> dict[str, Any]:

@@ -92,3 +92,29 @@ def make_torch_preprocess(spec: ModelSpec) -> Callable:
         return (x - mean) / std
 
     return preprocess
+
+
+def randomize_weights(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every parameter and buffer of `model` random, non-degenerate values, in place.
+
+    torchvision initialises norm scales to one, biases, norm statistics, ViT's class token
+    and head to zero: a port that swaps BatchNorm mean and var, or drops the class token,
+    would still match on such weights. Random weights leave no such blind spot.
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def uniform(t: torch.Tensor, low: float, high: float) -> torch.Tensor:
+        return torch.rand(t.shape, generator=generator) * (high - low) + low
+
+    with torch.no_grad():
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+            if not tensor.is_floating_point():
+                continue  # num_batches_tracked
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf == "running_var" or (tensor.dim() == 1 and leaf == "weight"):
+                tensor.copy_(uniform(tensor, 0.5, 1.5))
+            elif tensor.dim() == 1 or leaf == "running_mean":
+                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.1)
+            elif torch.count_nonzero(tensor) == 0:  # zero-initialised head, class token
+                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.02)
+    return model
