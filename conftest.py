@@ -7,7 +7,7 @@ one line and pytest's usage-error exit code 4, before anything is built.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.workload import DTYPES, FRAMEWORKS, BuildOptions, Combination, backend_importable, get_backend
+from benchmarks.workload import DEVICES, DTYPES, FRAMEWORKS, BuildOptions, Combination, backend_importable, get_backend
 from models.registry import UnknownModelError, get_spec, list_models
 
 DEFAULT_MODELS = ("resnet50", "vit_b_16")
@@ -24,23 +24,19 @@ DEFAULT_DTYPES = ("float32",)
 VISIONBENCH_JSON_KEY = "visionbench"
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(option: str, text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+        raise pytest.UsageError(f"{option}: expected a whole number, got {text!r}") from None
+    if value < minimum:
+        raise pytest.UsageError(f"{option}: must be >= {minimum}, got {value}")
     return value
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+def _one_of(option: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise pytest.UsageError(f"{option}: unknown value {value!r}; choose from {', '.join(choices)}")
     return value
 
 
@@ -48,17 +44,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("visionbench", "visionbench benchmark matrix")
     group.addoption("--model", action="extend", nargs="+", default=None, metavar="NAME",
                     help=f"models to run, repeatable; 'all' for every registered model (default: {' '.join(DEFAULT_MODELS)})")
-    group.addoption("--framework", choices=(*FRAMEWORKS, "both"), default="both", help="framework(s) to run (default: both)")
-    group.addoption("--device", choices=("auto", "cpu", "cuda"), default="auto",
+    group.addoption("--framework", default="both", help=f"framework(s) to run: {', '.join(FRAMEWORKS)} or both (default: both)")
+    group.addoption("--device", default="auto",
                     help="device; auto picks cuda when a framework sees one, else cpu (default: auto)")
-    group.addoption("--batch-sizes", nargs="+", type=_positive_int, default=None, metavar="N",
+    group.addoption("--batch-sizes", nargs="+", default=None, metavar="N",
                     help=f"batch sizes (default: {' '.join(map(str, DEFAULT_BATCH_SIZES))})")
-    group.addoption("--dtype", nargs="+", choices=DTYPES, default=None, metavar="DTYPE",
+    group.addoption("--dtype", nargs="+", default=None, metavar="DTYPE",
                     help=f"dtypes, from {', '.join(DTYPES)} (default: float32)")
-    group.addoption("--rounds", type=_positive_int, default=5, help="timed calls per combination (default: 5)")
-    group.addoption("--warmup", type=_non_negative_int, default=1,
+    group.addoption("--rounds", default="5", help="timed calls per combination (default: 5)")
+    group.addoption("--warmup", default="1",
                     help="untimed calls after the first call, before timing (default: 1)")
-    group.addoption("--threads", type=_positive_int, default=None,
+    group.addoption("--threads", default=None,
                     help="CPU cores both frameworks may use (default: all this process may use)")
     group.addoption("--torch-compile", action="store_true", help="time torch.compile'd models instead of eager")
     group.addoption("--pretrained", action="store_true",
@@ -76,7 +72,8 @@ def selected_models(config: pytest.Config) -> list[str]:
         try:
             get_spec(name)
         except UnknownModelError as exc:
-            raise pytest.UsageError(f"--model: {exc}") from None
+            test_only = sorted(set(list_models(include_test_only=True)) - set(list_models()))
+            raise pytest.UsageError(f"--model: {exc}, all (test-only: {', '.join(test_only)})") from None
     return list(dict.fromkeys(names))
 
 
@@ -87,9 +84,40 @@ def _cuda_visible() -> bool:
     return False
 
 
-def _validate(config: pytest.Config) -> None:
-    models = selected_models(config)
-    if config.getoption("device") == "cuda" and not _cuda_visible():
+@dataclasses.dataclass(frozen=True)
+class MatrixOptions:
+    """The validated matrix options of a run."""
+
+    models: list[str]
+    frameworks: tuple[str, ...]
+    device: str
+    batch_sizes: list[int]
+    dtypes: list[str]
+    rounds: int
+    warmup: int
+    threads: int | None
+
+
+def parse_options(config: pytest.Config) -> MatrixOptions:
+    """Validate every matrix option; the first bad one raises UsageError with one line."""
+    framework = _one_of("--framework", config.getoption("framework"), (*FRAMEWORKS, "both"))
+    threads = config.getoption("threads")
+    return MatrixOptions(
+        models=selected_models(config),
+        frameworks=FRAMEWORKS if framework == "both" else (framework,),
+        device=_one_of("--device", config.getoption("device"), ("auto", *DEVICES)),
+        batch_sizes=[_whole_number("--batch-sizes", b, 1) for b in config.getoption("batch_sizes") or DEFAULT_BATCH_SIZES],
+        dtypes=[_one_of("--dtype", d, DTYPES) for d in config.getoption("dtype") or DEFAULT_DTYPES],
+        rounds=_whole_number("--rounds", config.getoption("rounds"), 1),
+        warmup=_whole_number("--warmup", config.getoption("warmup"), 0),
+        threads=None if threads is None else _whole_number("--threads", threads, 1),
+    )
+
+
+def _validate(config: pytest.Config) -> MatrixOptions:
+    options = parse_options(config)
+    models = options.models
+    if options.device == "cuda" and not _cuda_visible():
         raise pytest.UsageError("--device cuda: no CUDA device is visible to torch or jax here; use --device cpu or auto")
     weights = config.getoption("weights")
     if weights is not None:
@@ -107,11 +135,13 @@ def _validate(config: pytest.Config) -> None:
                     f"--pretrained: no weights file for {name!r}; looked in {', '.join(map(str, paths))}; "
                     f"put {paths[-1].name} there or pass --weights PATH"
                 )
+    return options
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    _validate(config)
-    threads = config.getoption("threads")
+    options = _validate(config)
+    config.stash[_options_key] = options
+    threads = options.threads
     cores = sorted(os.sched_getaffinity(0))
     if threads is not None and threads < len(cores):
         # XLA:CPU sizes its pool by the cores this process may use, so restricting the
@@ -121,27 +151,25 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _run_key = pytest.StashKey[Any]()
+_options_key = pytest.StashKey[MatrixOptions]()
 
 
-def resolve_device(config: pytest.Config) -> str:
+def resolve_device(device: str) -> str:
     """The device of this run: --device, with auto resolved."""
-    device = config.getoption("device")
     if device == "auto":
         return "cuda" if _cuda_visible() else "cpu"
     return device
 
 
-def matrix(config: pytest.Config) -> list[Combination]:
+def matrix(options: MatrixOptions) -> list[Combination]:
     """Every combination the options select, in a stable order."""
-    framework = config.getoption("framework")
-    frameworks = FRAMEWORKS if framework == "both" else (framework,)
-    device = resolve_device(config)
+    device = resolve_device(options.device)
     return [
-        Combination(model, fw, device, batch, dtype)
-        for model in selected_models(config)
-        for batch in config.getoption("batch_sizes") or DEFAULT_BATCH_SIZES
-        for dtype in config.getoption("dtype") or DEFAULT_DTYPES
-        for fw in frameworks
+        Combination(model, framework, device, batch, dtype)
+        for model in options.models
+        for batch in options.batch_sizes
+        for dtype in options.dtypes
+        for framework in options.frameworks
     ]
 
 
@@ -154,7 +182,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "combo" not in metafunc.fixturenames:
         return
     params = []
-    for combo in matrix(metafunc.config):
+    for combo in matrix(metafunc.config.stash[_options_key]):
         reason = unsupported_reason(combo)
         marks = [pytest.mark.skip(reason=reason)] if reason else []
         params.append(pytest.param(combo, id=combo.id, marks=marks))
@@ -178,8 +206,8 @@ def bench_run(pytestconfig: pytest.Config):
             pretrained=pytestconfig.getoption("pretrained") or pytestconfig.getoption("weights") is not None,
             weights=pytestconfig.getoption("weights"),
         ),
-        rounds=pytestconfig.getoption("rounds"),
-        warmup=pytestconfig.getoption("warmup"),
+        rounds=pytestconfig.stash[_options_key].rounds,
+        warmup=pytestconfig.stash[_options_key].warmup,
         parity_check=parity_check,
     )
     pytestconfig.stash[_run_key] = run
