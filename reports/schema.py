@@ -12,8 +12,11 @@ from typing import Literal
 
 SCHEMA_VERSION = 1
 SCHEMA_NAME = "visionbench.record"
+# Versions `reports` can read; a file of any other version is refused, never guessed at.
+SUPPORTED_SCHEMA_VERSIONS = (1,)
 
 Better = Literal["lower", "higher", "equal"]
+Bound = Literal["two_sided", "upper"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,7 +24,9 @@ class Metric:
     """One figure of a record: its unit, which direction is better, and whether it is a timing.
 
     Timings vary between runs and machines and are never gated against a stored baseline;
-    deterministic figures (`deterministic=True`) are compared exactly or to `rel_tol`.
+    deterministic figures (`deterministic=True`) are compared to the baseline's value within
+    `max(rel_tol * |baseline|, abs_tol)`: on both sides (`bound="two_sided"`), or only
+    above it (`bound="upper"`, a figure that may improve freely).
     """
 
     unit: str
@@ -29,6 +34,15 @@ class Metric:
     description: str
     deterministic: bool = False
     rel_tol: float = 0.0
+    abs_tol: float = 0.0
+    bound: Bound = "two_sided"
+
+    def within(self, baseline: float, current: float) -> bool:
+        """Whether `current` is close enough to `baseline` for this figure."""
+        slack = max(self.rel_tol * abs(baseline), self.abs_tol)
+        if self.bound == "upper":
+            return current <= baseline + slack
+        return abs(current - baseline) <= slack
 
 
 METRICS: dict[str, Metric] = {
@@ -52,8 +66,23 @@ METRICS: dict[str, Metric] = {
     "rss_peak_mb": Metric("MiB", "lower", "process peak resident set size (process lifetime)"),
     "params": Metric("count", "equal", "trainable parameters", deterministic=True),
     "flops": Metric("FLOP", "lower", "floating-point operations of one forward of the batch, 2 per multiply-add", deterministic=True, rel_tol=0.02),
-    "parity_max_abs": Metric("abs", "lower", "max |torch - flax| of the logits", deterministic=True),
+    # Float rounding differs between CPUs and library builds, so the bound is loose (10x the
+    # baseline, at least 1e-5) yet far below what a broken port gives (1e-2 and up).
+    "parity_max_abs": Metric("abs", "lower", "max |torch - flax| of the logits", deterministic=True,
+                             rel_tol=9.0, abs_tol=1e-5, bound="upper"),
 }
+
+# Timings every "ok" record carries; each must be a finite number > 0.
+TIMING_FIELDS = (
+    "latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
+    "latency_mean_ms", "latency_min_ms", "latency_max_ms", "throughput_ips",
+)
+# Spreads of an "ok" record; each must be a finite number >= 0.
+SPREAD_FIELDS = ("latency_std_ms", "latency_cv")
+
+# The peak-memory figure a report shows, first present wins: the accelerator's own peak,
+# else the process's peak resident set (CPU runs).
+PEAK_MEMORY_FIELDS = ("torch_cuda_allocated_peak_mb", "jax_device_peak_mb", "rss_peak_mb")
 
 # Identity of a record: one per combination.
 KEY_FIELDS = ("model", "framework", "device", "batch_size", "dtype", "mode")

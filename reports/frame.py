@@ -1,0 +1,119 @@
+"""Records as pandas tables: one row per record, and torch beside JAX per combination."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import pandas as pd
+
+from reports.load import Run
+from reports.schema import PEAK_MEMORY_FIELDS
+
+# The exported columns, in this order, one row per record (the CSV contract of issue 4).
+# `device` is the hardware's name ("NVIDIA H100 80GB HBM3", "AMD EPYC") and
+# `device_type` the record's device ("cuda", "cpu").
+CSV_COLUMNS = (
+    "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "latency_mean_ms", "latency_std_ms",
+    "latency_min_ms", "latency_max_ms", "throughput_ips", "memory_mb", "compilation_time_ms",
+    "framework", "model", "device", "device_type", "batch_size", "input_shape", "dtype",
+    "timestamp", "git_commit",
+)
+# Further columns after the contract's, for the other views and for readers who want them.
+EXTRA_COLUMNS = (
+    "machine", "mode", "status", "reason", "params", "flops", "parity_status", "parity_max_abs",
+    "latency_p90_ms", "latency_cv", "n_samples", "valid", "source",
+)
+# A combination on one machine: the rows that sit side by side in the comparison.
+COMBINATION = ("machine", "model", "device_type", "batch_size", "dtype", "mode")
+
+
+def peak_memory_mb(record: dict[str, Any]) -> float | None:
+    """The record's peak memory in MiB: the device's own peak if measured, else the process's."""
+    for field in PEAK_MEMORY_FIELDS:
+        if record.get(field) is not None:
+            return float(record[field])
+    return None
+
+
+def _row(run: Run, record: dict[str, Any]) -> dict[str, Any]:
+    parity = record.get("parity") if isinstance(record.get("parity"), dict) else {}
+    shape = record.get("input_shape")
+    return {
+        **{field: record.get(field) for field in CSV_COLUMNS[:8]},
+        "memory_mb": peak_memory_mb(record),
+        "compilation_time_ms": record.get("compile_ms"),
+        "framework": record["framework"],
+        "model": record["model"],
+        "device": record.get("device_name") or record["device"],
+        "device_type": record["device"],
+        "batch_size": record["batch_size"],
+        "input_shape": "x".join(map(str, shape)) if isinstance(shape, list) else None,
+        "dtype": record["dtype"],
+        "timestamp": run.timestamp,
+        "git_commit": run.git_commit,
+        "machine": run.machine,
+        "mode": record["mode"],
+        "status": record["status"],
+        "reason": record.get("reason"),
+        "params": record.get("params"),
+        "flops": record.get("flops"),
+        "parity_status": parity.get("status"),
+        "parity_max_abs": parity.get("max_abs"),
+        "latency_p90_ms": record.get("latency_p90_ms"),
+        "latency_cv": record.get("latency_cv"),
+        "n_samples": record.get("n_samples"),
+        "valid": record.get("valid"),
+        "source": str(run.path),
+    }
+
+
+def records_frame(runs: Sequence[Run]) -> pd.DataFrame:
+    """Every record of `runs`, one row each, CSV columns first."""
+    rows = [_row(run, record) for run in runs for record in run.records]
+    return pd.DataFrame(rows, columns=[*CSV_COLUMNS, *EXTRA_COLUMNS])
+
+
+def latest(frame: pd.DataFrame) -> pd.DataFrame:
+    """Of records measured more than once on a machine, only the newest run's."""
+    keys = [*COMBINATION, "framework"]
+    return frame.sort_values("timestamp", kind="stable").drop_duplicates(keys, keep="last")
+
+
+def measured(frame: pd.DataFrame) -> pd.DataFrame:
+    """The newest "ok" record of each combination and framework, sorted for reading."""
+    ok = latest(frame[frame["status"] == "ok"])
+    return ok.sort_values([*COMBINATION, "framework"], kind="stable").reset_index(drop=True)
+
+
+def comparison(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per machine x model x device x batch x dtype: torch and JAX side by side.
+
+    `throughput_ratio` is torch img/s over JAX img/s (above 1: torch is faster), filled in
+    only where the JAX port's parity check passed, since only then do both run one model.
+    """
+    ok = measured(frame)
+    values = ["latency_p50_ms", "throughput_ips", "compilation_time_ms", "memory_mb"]
+    wide = ok.pivot_table(index=list(COMBINATION), columns="framework", values=values, aggfunc="first", dropna=False)
+    wide.columns = [f"{framework}_{value}" for value, framework in wide.columns]
+    parity = ok[ok["framework"] == "jax"].set_index(list(COMBINATION))[["parity_status", "parity_max_abs"]]
+    names = ok.drop_duplicates(list(COMBINATION)).set_index(list(COMBINATION))["device"].rename("device_name")
+    out = wide.join(parity).join(names).reset_index()
+    for framework in ("torch", "jax"):
+        for value in values:
+            if f"{framework}_{value}" not in out:
+                out[f"{framework}_{value}"] = float("nan")
+    passed = out["parity_status"] == "passed"
+    ratio = out["torch_throughput_ips"] / out["jax_throughput_ips"]
+    out["throughput_ratio"] = ratio.where(passed)
+    columns = [
+        *COMBINATION, "device_name", "torch_latency_p50_ms", "jax_latency_p50_ms", "torch_throughput_ips",
+        "jax_throughput_ips", "throughput_ratio", "parity_status", "parity_max_abs", "jax_compilation_time_ms",
+        "torch_memory_mb", "jax_memory_mb",
+    ]
+    return out[columns].sort_values(list(COMBINATION), kind="stable").reset_index(drop=True)
+
+
+def failures(frame: pd.DataFrame) -> pd.DataFrame:
+    """Records that were not measured (error, oom, unsupported), with their reasons."""
+    failed = latest(frame[frame["status"] != "ok"])
+    return failed[["machine", "model", "framework", "device_type", "batch_size", "dtype", "status", "reason"]].reset_index(drop=True)

@@ -1,0 +1,194 @@
+"""`python -m reports plot`: PNG figures of latency, throughput ratio, memory and FLOPs."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Callable
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window; before pyplot is imported
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter  # noqa: E402
+
+from reports import atomic  # noqa: E402
+from reports import frame as frames  # noqa: E402
+
+COLORS = {"torch": "#EE4C2C", "jax": "#3F7FBF"}  # PyTorch's orange, a JAX-ish blue
+LABELS = {"torch": "PyTorch", "jax": "JAX/Flax"}
+LINESTYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+SERIES_FIELDS = ("machine", "device_type", "dtype", "mode")
+
+
+def with_series(measured: pd.DataFrame) -> pd.DataFrame:
+    """`measured` plus a `series` label naming what varies besides model, batch and framework."""
+    varying = [f for f in SERIES_FIELDS if measured[f].nunique() > 1]
+    out = measured.copy()
+    out["series"] = out[varying].astype(str).agg(" ".join, axis=1) if varying else ""
+    return out
+
+
+def _grid(n: int, width: float = 4.6, height: float = 3.6) -> tuple[Figure, list[plt.Axes]]:
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows + 0.6), squeeze=False, layout="constrained")
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _batch_axis(ax: plt.Axes, batches: list[int]) -> None:
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_locator(FixedLocator(batches))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    if len(batches) == 1:
+        ax.set_xlim(batches[0] / 1.5, batches[0] * 1.5)
+    ax.set_xlabel("batch size")
+
+
+def _per_model_lines(data: pd.DataFrame, value: str, ylabel: str, title: str, log_y: bool, band: tuple[str, str] | None) -> Figure:
+    models = sorted(data["model"].unique())
+    fig, axes = _grid(len(models))
+    series = sorted(data["series"].unique())
+    for ax, model in zip(axes, models):
+        rows = data[data["model"] == model]
+        for (framework, name), line in rows.groupby(["framework", "series"], sort=True):
+            line = line.sort_values("batch_size")
+            style = LINESTYLES[series.index(name) % len(LINESTYLES)]
+            label = f"{LABELS.get(framework, framework)} {name}".strip()
+            ax.plot(line["batch_size"], line[value], style, marker="o", color=COLORS.get(framework), label=label)
+            if band is not None:
+                ax.fill_between(line["batch_size"], line[band[0]], line[band[1]], color=COLORS.get(framework), alpha=0.15, linewidth=0)
+        _batch_axis(ax, sorted(rows["batch_size"].unique().tolist()))
+        if log_y:
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
+        ax.set_title(model)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle(title)
+    return fig
+
+
+def latency_vs_batch(measured: pd.DataFrame) -> Figure:
+    """Median latency per batch size, one panel per model, both frameworks."""
+    return _per_model_lines(
+        with_series(measured), "latency_p50_ms", "latency per call (ms, log)",
+        "Median latency vs batch size (band: fastest call to p95)", True, ("latency_min_ms", "latency_p95_ms"),
+    )
+
+
+def memory_vs_batch(measured: pd.DataFrame) -> Figure:
+    """Peak memory per batch size, one panel per model, both frameworks."""
+    data = with_series(measured.dropna(subset=["memory_mb"]))
+    if not len(data):
+        return _empty("Peak memory vs batch size", "no memory figures in these records")
+    cpu_only = (data["device_type"] == "cpu").all()
+    note = " (CPU: process peak RSS over the whole run)" if cpu_only else " (GPU: framework's device peak)"
+    return _per_model_lines(data, "memory_mb", "peak memory (MiB)", "Peak memory vs batch size" + note, False, None)
+
+
+def throughput_ratio(comparison: pd.DataFrame) -> Figure:
+    """torch img/s over JAX img/s per model and batch, where parity passed; 1 means equal speed."""
+    table = comparison.copy()
+    varying = [f for f in SERIES_FIELDS if table[f].nunique() > 1]
+    table["label"] = table.apply(lambda r: "\n".join([r["model"], f"bs{r['batch_size']}", *(str(r[f]) for f in varying)]), axis=1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(table) + 2), 4.6), layout="constrained")
+    x = range(len(table))
+    ratios = table["throughput_ratio"]
+    colors = [COLORS["torch"] if r >= 1 else COLORS["jax"] for r in ratios.fillna(1)]
+    ax.bar(x, ratios.fillna(1).map(math.log2), color=colors, width=0.6)
+    for i, (ratio, parity) in enumerate(zip(ratios, table["parity_status"])):
+        if pd.isna(ratio):
+            why = "one framework\nnot measured" if pd.isna(parity) else f"parity\n{parity}"
+            ax.annotate(why, (i, 0), ha="center", va="bottom", fontsize="small", color="gray", xytext=(0, 3), textcoords="offset points")
+        else:
+            ax.annotate(f"{ratio:.2f}x", (i, math.log2(ratio)), ha="center", va="bottom" if ratio >= 1 else "top",
+                        fontsize="small", xytext=(0, 3 if ratio >= 1 else -3), textcoords="offset points")
+    ax.axhline(0, color="black", linewidth=0.8)
+    limit = max(1.0, float(ratios.dropna().map(lambda r: abs(math.log2(r))).max() or 0) * 1.25) if ratios.notna().any() else 1.0
+    ax.set_ylim(-limit, limit)
+    ticks = [t for t in range(-math.ceil(limit), math.ceil(limit) + 1)]
+    ax.set_yticks(ticks, [f"{2.0 ** t:g}x" for t in ticks])
+    ax.set_xticks(list(x), table["label"], fontsize="small")
+    ax.set_ylabel("torch img/s ÷ JAX img/s (log scale)")
+    ax.text(0.01, 0.98, "above 1: PyTorch faster", transform=ax.transAxes, va="top", color=COLORS["torch"], fontsize="small")
+    ax.text(0.01, 0.02, "below 1: JAX faster", transform=ax.transAxes, va="bottom", color=COLORS["jax"], fontsize="small")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.set_title("Throughput ratio torch / JAX (only where the JAX port's parity passed)")
+    return fig
+
+
+def latency_vs_flops(measured: pd.DataFrame) -> Figure:
+    """Median latency against FLOPs of the batch's forward: cost per unit of work."""
+    data = with_series(measured.dropna(subset=["flops"]))
+    if not len(data):
+        return _empty("Latency vs FLOPs", "no FLOP counts in these records")
+    fig, ax = plt.subplots(figsize=(7.5, 5.0), layout="constrained")
+    models = sorted(data["model"].unique())
+    for (framework, model, series), points in data.groupby(["framework", "model", "series"], sort=True):
+        points = points.sort_values("flops")
+        marker = MARKERS[models.index(model) % len(MARKERS)]
+        label = f"{LABELS.get(framework, framework)} {model} {series}".strip()
+        ax.plot(points["flops"], points["latency_p50_ms"], "-", marker=marker, color=COLORS.get(framework), label=label, alpha=0.85)
+        for _, p in points.iterrows():
+            ax.annotate(f"bs{p['batch_size']}", (p["flops"], p["latency_p50_ms"]), fontsize="x-small",
+                        xytext=(4, -3), textcoords="offset points", color="dimgray")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("FLOPs of one forward of the batch (log)")
+    ax.set_ylabel("median latency (ms, log)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title("Latency vs FLOPs")
+    return fig
+
+
+def _empty(title: str, message: str) -> Figure:
+    fig, ax = plt.subplots(figsize=(6, 3), layout="constrained")
+    ax.text(0.5, 0.5, message, ha="center", va="center")
+    ax.set_axis_off()
+    ax.set_title(title)
+    return fig
+
+
+PLOTS: dict[str, Callable[[pd.DataFrame, pd.DataFrame], Figure]] = {
+    "latency_vs_batch": lambda measured, comparison: latency_vs_batch(measured),
+    "throughput_ratio": lambda measured, comparison: throughput_ratio(comparison),
+    "memory_vs_batch": lambda measured, comparison: memory_vs_batch(measured),
+    "latency_vs_flops": lambda measured, comparison: latency_vs_flops(measured),
+}
+
+
+def render_png(records: pd.DataFrame) -> dict[str, bytes]:
+    """Every plot of `records` as PNG bytes, by name."""
+    measured = frames.measured(records)
+    comparison = frames.comparison(records)
+    out = {}
+    for name, make in PLOTS.items():
+        fig = make(measured, comparison)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=110)
+        plt.close(fig)
+        out[name] = buffer.getvalue()
+    return out
+
+
+def write_pngs(records: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """Write every plot to `out_dir`/<name>.png, each atomically; returns the paths."""
+    paths = []
+    for name, png in render_png(records).items():
+        path = Path(out_dir) / f"{name}.png"
+        atomic.write_bytes(path, png)
+        paths.append(path)
+    return paths

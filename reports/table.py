@@ -1,0 +1,97 @@
+"""`python -m reports table`: torch vs JAX side by side, as Markdown, CSV or JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Sequence
+
+import pandas as pd
+
+from reports import frame as frames
+from reports.load import Run
+
+FORMATS = ("markdown", "csv", "json")
+
+# Headers of the Markdown comparison; the JSON keeps the column names themselves.
+_HEADERS = {
+    "machine": "machine", "model": "model", "device_type": "device", "batch_size": "bs", "dtype": "dtype",
+    "mode": "mode", "device_name": "device name",
+    "torch_latency_p50_ms": "torch p50 ms", "jax_latency_p50_ms": "JAX p50 ms",
+    "torch_throughput_ips": "torch img/s", "jax_throughput_ips": "JAX img/s",
+    "throughput_ratio": "torch/JAX img/s", "parity_status": "parity", "parity_max_abs": "parity max abs",
+    "jax_compilation_time_ms": "JAX compile ms", "torch_memory_mb": "torch MiB", "jax_memory_mb": "JAX MiB",
+}
+
+
+def format_number(value: Any) -> str:
+    """A figure as a reader wants it: about three significant digits, '-' when absent."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, (bool, str)) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    magnitude = abs(value)
+    if magnitude >= 100:
+        return f"{value:,.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    if magnitude >= 0.01 or magnitude == 0:
+        return f"{value:.3g}"
+    return f"{value:.1e}"
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub Markdown table, numbers right-aligned."""
+    headers = [str(c) for c in table.columns]
+    numeric = [pd.api.types.is_numeric_dtype(table[c]) for c in table.columns]
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join("---:" if n else "---" for n in numeric) + " |"]
+    for row in table.itertuples(index=False):
+        lines.append("| " + " | ".join(format_number(v).replace("|", "\\|") for v in row) + " |")
+    return "\n".join(lines)
+
+
+def readable_comparison(runs: Sequence[Run]) -> pd.DataFrame:
+    """The comparison with reader's headers; the machine column only when there are several."""
+    table = frames.comparison(frames.records_frame(runs))
+    if table["machine"].nunique() <= 1:
+        table = table.drop(columns="machine")
+    if (table["mode"] == "inference").all():
+        table = table.drop(columns="mode")
+    return table.rename(columns=_HEADERS)
+
+
+def render_markdown(runs: Sequence[Run]) -> str:
+    """The comparison table, then any records that could not be measured."""
+    parts = [to_markdown(readable_comparison(runs))]
+    failed = frames.failures(frames.records_frame(runs))
+    if len(failed):
+        parts += ["", "Not measured:", "", to_markdown(failed)]
+    parts += ["", "torch/JAX img/s above 1: torch is faster; shown only where the JAX port's parity check passed."]
+    return "\n".join(parts) + "\n"
+
+
+def render_csv(runs: Sequence[Run]) -> str:
+    """One row per record, the contract's columns first."""
+    return frames.records_frame(runs).to_csv(index=False)
+
+
+def _json_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(table.to_json(orient="records", double_precision=15))
+
+
+def render_json(runs: Sequence[Run]) -> str:
+    """{"comparison": side-by-side rows, "records": one per record, "failures": unmeasured}."""
+    records = frames.records_frame(runs)
+    document = {
+        "comparison": _json_rows(frames.comparison(records)),
+        "records": _json_rows(records),
+        "failures": _json_rows(frames.failures(records)),
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def render(runs: Sequence[Run], fmt: str) -> str:
+    """The table of `runs` in `fmt` (one of FORMATS)."""
+    return {"markdown": render_markdown, "csv": render_csv, "json": render_json}[fmt](runs)
