@@ -86,6 +86,21 @@ def _xla_flops(compiled: Any) -> int | None:
     return int(analysis["flops"])
 
 
+def _xla_memory(compiled: Any) -> dict[str, float]:
+    """The executable's own buffer sizes, from XLA's buffer assignment (exact, per program)."""
+    try:
+        analysis = compiled.memory_analysis()
+    except Exception:  # not every backend implements it
+        return {}
+    if analysis is None:
+        return {}
+    return {
+        "xla_argument_mb": analysis.argument_size_in_bytes / _MiB,
+        "xla_output_mb": analysis.output_size_in_bytes / _MiB,
+        "xla_temp_mb": analysis.temp_size_in_bytes / _MiB,
+    }
+
+
 def build_workload(combo: Combination, options: BuildOptions) -> Workload:
     """`combo` as a JAX workload: ported weights, AOT-compiled, placed on the device."""
     spec = get_spec(combo.model)
@@ -110,11 +125,13 @@ def build_workload(combo: Combination, options: BuildOptions) -> Workload:
     def run() -> Any:
         return jax.block_until_ready(compiled(variables, x))
 
+    program_memory = _xla_memory(compiled)
+
     def memory() -> dict[str, float]:
         stats = device.memory_stats() or {}
         if "peak_bytes_in_use" not in stats:
-            return {}
-        return {"jax_device_peak_mb": stats["peak_bytes_in_use"] / _MiB}
+            return dict(program_memory)
+        return {**program_memory, "jax_device_peak_mb": stats["peak_bytes_in_use"] / _MiB}
 
     return Workload(
         combo=combo,
