@@ -118,3 +118,30 @@ def randomize_weights(model: nn.Module, seed: int = 0) -> nn.Module:
             elif torch.count_nonzero(tensor) == 0:  # zero-initialised head, class token
                 tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.02)
     return model
+
+
+def calibrate_batch_norm(model: nn.Module, input_shape: tuple[int, int, int], seed: int = 0, batch_size: int = 8) -> nn.Module:
+    """Set every BatchNorm's running statistics to those of a random batch, in place.
+
+    With random norm statistics a deep ResNet's activations grow layer by layer (resnet50's
+    logits reach ~1e3), so an absolute logits bound would measure the scale, not the port.
+    Statistics measured on data, as training leaves them, keep eval activations O(1) and
+    are still non-degenerate (mean != 0, var != 1). A model without BatchNorm is unchanged.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return model
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randn((batch_size, *input_shape), generator=generator)
+    saved = [(m, m.momentum) for m in norms]
+    was_training = model.training
+    with torch.no_grad():
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average: one batch sets the statistics exactly
+        model.train()
+        model(images)
+    for m, momentum in saved:
+        m.momentum = momentum
+    model.train(was_training)
+    return model

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+import math
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from models.registry import Tolerance
+
+# Relative error (||flax - torch|| / ||torch||) above which one layer's output counts as
+# diverged under an element-wise float32 tier. A correct port's float32 rounding grows to
+# ~1.3e-5 by resnet50's last stage (measured, CPU); a tanh GELU gives ~2e-4 in the MLP.
+FLOAT32_LAYER_THRESHOLD = 5e-5
 
 
 @dataclasses.dataclass
@@ -22,6 +28,12 @@ class ParityResult:
     passed: bool
     tolerance: Tolerance
     failures: list[str] = dataclasses.field(default_factory=list)
+    logit_scale: float = float("nan")  # max |torch logit|: the scale max_abs is read against
+    top1_margin: float = float("nan")  # smallest gap between torch's two highest logits
+    first_diverging_layer: str | None = None  # torch module name, e.g. "layer2.0.conv2"
+    flax_layer: str | None = None  # its Flax path, e.g. "layer2_0/conv2"
+    layer_error: float | None = None  # that layer's relative error
+    layer_threshold: float | None = None
 
     def as_record(self) -> dict[str, Any]:
         """The parity block of a benchmark record."""
@@ -31,8 +43,35 @@ class ParityResult:
             "max_rel": self.max_rel,
             "cosine": self.cosine,
             "top1_agreement": self.top1_agreement,
+            "logit_scale": self.logit_scale,
             "failures": list(self.failures),
+            "first_diverging_layer": self.first_diverging_layer,
+            "layer_error": self.layer_error,
         }
+
+    def message(self) -> str:
+        """One human line: the verdict, what failed and, on failure, where it started."""
+        if self.passed:
+            return f"{self.model}: parity passed (max abs {self.max_abs:.2g}, cosine {self.cosine:.6f})"
+        text = f"{self.model}: parity FAILED: {'; '.join(self.failures)}"
+        if self.first_diverging_layer is not None:
+            text += (
+                f"; first diverging layer: {self.first_diverging_layer} (Flax {self.flax_layer}), "
+                f"relative error {self.layer_error:.3g} > {self.layer_threshold:.3g}"
+            )
+        elif self.layer_threshold is not None:
+            text += f"; no single layer exceeds relative error {self.layer_threshold:.3g}: the error accumulates"
+        return text
+
+
+def layer_threshold(tolerance: Tolerance) -> float:
+    """The relative error per layer that counts as diverged under `tolerance`'s tier."""
+    if tolerance.max_abs is not None:
+        return FLOAT32_LAYER_THRESHOLD
+    if tolerance.max_rel is not None:
+        return tolerance.max_rel
+    # A relative error e leaves cosine ~ 1 - e^2 / 2, so this is where cosine hits its bound.
+    return math.sqrt(2 * (1 - (tolerance.min_cosine if tolerance.min_cosine is not None else 0.99)))
 
 
 def compare_logits(model: str, expected: np.ndarray, actual: np.ndarray, tolerance: Tolerance) -> ParityResult:
@@ -43,11 +82,14 @@ def compare_logits(model: str, expected: np.ndarray, actual: np.ndarray, toleran
         raise ValueError(f"{model}: torch logits {expected.shape} and Flax logits {actual.shape} differ in shape")
     diff = np.abs(expected - actual)
     max_abs = float(diff.max())
-    max_rel = float(max_abs / max(np.abs(expected).max(), 1e-12))
+    scale = float(np.abs(expected).max())
+    max_rel = float(max_abs / max(scale, 1e-12))
     flat_e, flat_a = expected.reshape(len(expected), -1), actual.reshape(len(actual), -1)
     norms = np.linalg.norm(flat_e, axis=1) * np.linalg.norm(flat_a, axis=1)
     cosine = float(np.min(np.sum(flat_e * flat_a, axis=1) / np.maximum(norms, 1e-30)))
     top1 = float(np.mean(expected.argmax(-1) == actual.argmax(-1)))
+    top2 = np.sort(flat_e, axis=1)[:, -2:] if flat_e.shape[1] > 1 else np.zeros((len(flat_e), 2))
+    margin = float(np.min(top2[:, 1] - top2[:, 0]))
     failures = []
     if not np.all(np.isfinite(actual)):
         failures.append("Flax logits contain NaN or inf")
@@ -59,7 +101,12 @@ def compare_logits(model: str, expected: np.ndarray, actual: np.ndarray, toleran
         failures.append(f"cosine similarity {cosine:.6f} < {tolerance.min_cosine}")
     if tolerance.min_top1 is not None and not top1 >= tolerance.min_top1:
         failures.append(f"top-1 agreement {top1:.2%} < {tolerance.min_top1:.0%}")
-    return ParityResult(model, max_abs, max_rel, cosine, top1, not failures, tolerance, failures)
+    return ParityResult(model, max_abs, max_rel, cosine, top1, not failures, tolerance, failures, scale, margin)
+
+
+def parity_images(batch_size: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Random images, uniform in [0, 1], (N, H, W, C): no two pixels or images alike."""
+    return np.random.default_rng(seed).random((batch_size, height, width, 3), dtype=np.float32)
 
 
 def compare_models(
@@ -74,11 +121,15 @@ def compare_models(
     batch_size: int,
     tolerance: Tolerance | float,
     seed: int = 0,
+    renames: Sequence[tuple[str, str]] | None = None,
 ) -> ParityResult:
     """Run both models on the same random images and compare their logits.
 
     `tolerance` is a `Tolerance`, or a float meaning a max-abs bound. Images are uniform
     in [0, 1], (N, H, W, C); each framework's `preprocess` normalises and lays them out.
+    On failure both models run again layer by layer and the result names the first layer
+    that diverged; that needs `jax_apply_fn` to be a Flax `Module.apply` and the torch
+    -> Flax module renames (`renames`, or the registered family's when `model_name` is one).
     """
     import jax
     import torch
@@ -88,10 +139,52 @@ def compare_models(
     c, h, w = input_shape_pytorch[-3:]
     if tuple(input_shape_jax[-3:]) != (h, w, c):
         raise ValueError(f"input shapes disagree: torch {input_shape_pytorch} vs jax {input_shape_jax}")
-    images = np.random.default_rng(seed).random((batch_size, h, w, c), dtype=np.float32)
+    images = parity_images(batch_size, h, w, seed)
     device = next(pytorch_model.parameters()).device
     dtype = next(pytorch_model.parameters()).dtype
+    torch_input = pytorch_preprocess(images).to(device=device, dtype=dtype)
+    flax_input = jax_preprocess(images)
     with torch.no_grad():
-        expected = pytorch_model(pytorch_preprocess(images).to(device=device, dtype=dtype)).float().cpu().numpy()
-    actual = np.asarray(jax.jit(jax_apply_fn)(jax_params, jax_preprocess(images)), np.float32)
-    return compare_logits(model_name, expected, actual, tolerance)
+        expected = pytorch_model(torch_input).float().cpu().numpy()
+    actual = np.asarray(jax.jit(jax_apply_fn)(jax_params, flax_input), np.float32)
+    result = compare_logits(model_name, expected, actual, tolerance)
+    if not result.passed:
+        renames = renames if renames is not None else _family_renames(model_name)
+        if renames is not None:
+            locate_divergence(result, pytorch_model, torch_input, jax_apply_fn, jax_params, flax_input, renames)
+    return result
+
+
+def locate_divergence(
+    result: ParityResult,
+    torch_model: Any,
+    torch_input: Any,
+    apply_fn: Callable,
+    variables: Any,
+    flax_input: Any,
+    renames: Sequence[tuple[str, str]],
+) -> ParityResult:
+    """Fill `result`'s first diverging layer by running both models layer by layer."""
+    from validation import layers
+
+    threshold = layer_threshold(result.tolerance)
+    errors = layers.layer_errors(
+        layers.torch_layer_outputs(torch_model, torch_input),
+        layers.flax_layer_outputs(apply_fn, variables, flax_input),
+        renames,
+    )
+    result.layer_threshold = threshold
+    first = layers.first_diverging_layer(errors, threshold)
+    if first is not None:
+        result.first_diverging_layer, result.flax_layer, result.layer_error = first.torch_name, first.flax_path, first.error
+    return result
+
+
+def _family_renames(model_name: str) -> Sequence[tuple[str, str]] | None:
+    from models.flax_models import FLAX_FAMILIES
+    from models.registry import UnknownModelError, get_spec
+
+    try:
+        return FLAX_FAMILIES[get_spec(model_name).family][1]
+    except (UnknownModelError, KeyError):
+        return None

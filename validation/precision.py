@@ -1,0 +1,32 @@
+"""Matmul precision of both frameworks for float32 parity: exact, or each one's default."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+PRECISIONS = ("highest", "default")
+
+
+@contextlib.contextmanager
+def float32_precision(precision: str) -> Iterator[None]:
+    """Both frameworks at `precision`: 'highest' (TF32 off on both sides) or 'default'.
+
+    'default' is what an untuned benchmark runs: torch's own defaults (TF32 off for
+    matmuls, on for cuDNN convolutions) and JAX's default matmul precision (TF32 on
+    Ampere and later GPUs). On a CPU both mean float32.
+    """
+    import jax
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    exact = precision == "highest"
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = not exact
+    try:
+        with jax.default_matmul_precision("highest" if exact else "default"):
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

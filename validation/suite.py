@@ -1,0 +1,118 @@
+"""The parity suite's cases: random reference weights, their port, and one check per model x dtype x device.
+
+Shared by validation/test_parity.py, tools/parity_table.py and benchmarks/parity.py, so
+the table printed and the check recorded are the check the tests run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+from typing import Any
+
+from models.registry import ModelSpec, get_spec
+from validation.compare import ParityResult, compare_models
+from validation.precision import float32_precision
+
+DTYPES = ("float32", "bfloat16", "float16")
+DEVICES = ("cpu", "cuda")
+SEED = 0
+
+
+@dataclasses.dataclass
+class PortedPair:
+    """A torch model (CPU, float32, eval) and the Flax variables ported from it."""
+
+    spec: ModelSpec
+    torch_model: Any
+    variables: Any
+
+
+def random_torch_model(name: str, seed: int = SEED) -> Any:
+    """torchvision's `name` with random weights everywhere and BatchNorm statistics measured on data."""
+    from models import get_torch_model
+    from models.torch_models import calibrate_batch_norm, randomize_weights
+
+    spec = get_spec(name)
+    torch_model, _, _, _ = get_torch_model(name)
+    randomize_weights(torch_model, seed)
+    return calibrate_batch_norm(torch_model, spec.input_shape, seed)
+
+
+def port(name: str, torch_model: Any) -> PortedPair:
+    """`torch_model`'s weights ported to the Flax `name`, in float32 (cast per dtype later)."""
+    from models import get_flax_model
+
+    spec = get_spec(name)
+    _, variables, _, _ = get_flax_model(name, torch_model=torch_model)
+    return PortedPair(spec, torch_model, variables)
+
+
+def random_pair(name: str, seed: int = SEED) -> PortedPair:
+    """A randomly weighted torch `name` and its Flax port."""
+    return port(name, random_torch_model(name, seed))
+
+
+def batch_size(spec: ModelSpec, dtype: str, device: str) -> int:
+    """The parity batch for one case, sized to keep the CPU suite to about a minute.
+
+    On a CPU a real model costs ~3-5 s per float32 batch of 2 and as much per half
+    precision image (XLA:CPU emulates float16), so real models check 2 images in float32
+    and 1 in half precision; the tiny variants and any GPU check 8.
+    """
+    if device == "cuda" or spec.test_only:
+        return 8
+    return 2 if dtype == "float32" else 1
+
+
+def cuda_unavailable_reason() -> str | None:
+    """Why a CUDA parity check cannot run here, or None when torch and JAX both see a GPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "torch sees no CUDA device"
+    import jax
+
+    try:
+        jax.devices("gpu")
+    except RuntimeError:
+        return "JAX sees no GPU (install jax[cuda])"
+    return None
+
+
+def check(
+    pair: PortedPair,
+    dtype: str,
+    device: str,
+    precision: str = "highest",
+    batch: int | None = None,
+    seed: int = SEED,
+    tolerance: Any = None,
+) -> ParityResult:
+    """Parity of `pair` cast to `dtype` on `device` under the spec's tolerance for that tier.
+
+    float32 runs at `precision` ('highest': TF32 off on both sides; 'default': each
+    framework's default, checked against the spec's default-precision tier).
+    """
+    import jax
+    import jax.numpy as jnp
+    import torch
+
+    from models.flax_models import build_flax_module, make_flax_preprocess
+    from models.torch_models import make_torch_preprocess
+
+    spec = pair.spec
+    batch = batch or batch_size(spec, dtype, device)
+    torch_model = copy.deepcopy(pair.torch_model).to(device=device, dtype=getattr(torch, dtype))
+    module = build_flax_module(spec, getattr(jnp, dtype))
+    jax_device = jax.devices("gpu" if device == "cuda" else "cpu")[0]
+    variables = jax.device_put(jax.tree_util.tree_map(lambda a: jnp.asarray(a, getattr(jnp, dtype)), pair.variables), jax_device)
+    if tolerance is None:
+        tolerance = spec.tolerance(dtype, default_precision=precision == "default")
+    context = float32_precision(precision) if dtype == "float32" else contextlib.nullcontext()
+    with context:
+        return compare_models(
+            spec.name, torch_model, make_torch_preprocess(spec), module.apply, variables, make_flax_preprocess(spec),
+            spec.input_shape, (spec.input_size, spec.input_size, 3), batch, tolerance, seed=seed,
+        )
