@@ -118,10 +118,10 @@ def _parse(path: Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        if exc.pos >= len(text.rstrip()):
-            raise BadInput(path, f"truncated JSON ({exc.msg} at the end, line {exc.lineno})") from None
-        raise BadInput(path, f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-
+        # An unterminated string can only end at the end of the text.
+        if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
+            raise BadInput(path, f"truncated JSON (the text ends early: {exc.msg}, line {exc.lineno})") from None
+        raise BadInput(path, f"not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})") from None
 
 def _check_version(path: Path, version: Any, where: str) -> None:
     if version not in SUPPORTED_SCHEMA_VERSIONS or isinstance(version, bool):

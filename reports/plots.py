@@ -14,7 +14,7 @@ matplotlib.use("Agg")  # files only, never a window; before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter, NullLocator, ScalarFormatter  # noqa: E402
 
 from reports import atomic  # noqa: E402
 from reports import frame as frames  # noqa: E402
@@ -32,6 +32,11 @@ def with_series(measured: pd.DataFrame) -> pd.DataFrame:
     out = measured.copy()
     out["series"] = out[varying].astype(str).agg(" ".join, axis=1) if varying else ""
     return out
+
+
+def _framework_first(column: pd.Series) -> pd.Series:
+    """Sort key putting torch before jax (as the tables do), other columns as they are."""
+    return column.map({"torch": "0", "jax": "1"}).fillna(column) if column.name == "framework" else column
 
 
 def _grid(n: int, width: float = 4.6, height: float = 3.6) -> tuple[Figure, list[plt.Axes]]:
@@ -54,13 +59,32 @@ def _batch_axis(ax: plt.Axes, batches: list[int]) -> None:
     ax.set_xlabel("batch size")
 
 
+def _readable_log_y(ax: plt.Axes, suffix: str = "") -> None:
+    """Log y axis ticked at 1, 2, 5 x 10^k and labelled as plain numbers, not 4x10^1."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}{suffix}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _figure_legend(fig: Figure, axes: list[plt.Axes]) -> None:
+    """One legend for all panels, below them, each entry once."""
+    entries: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    fig.legend(list(entries.values()), list(entries), loc="outside lower center",
+               ncols=min(len(entries), max(1, int(fig.get_figwidth() // 3.2))), frameon=False)
+
+
 def _per_model_lines(data: pd.DataFrame, value: str, ylabel: str, title: str, log_y: bool, band: tuple[str, str] | None) -> Figure:
     models = sorted(data["model"].unique())
+    data = data.sort_values(["framework", "series"], key=_framework_first)
     fig, axes = _grid(len(models))
     series = sorted(data["series"].unique())
     for ax, model in zip(axes, models):
         rows = data[data["model"] == model]
-        for (framework, name), line in rows.groupby(["framework", "series"], sort=True):
+        for (framework, name), line in rows.groupby(["framework", "series"], sort=False):
             line = line.sort_values("batch_size")
             style = LINESTYLES[series.index(name) % len(LINESTYLES)]
             label = f"{LABELS.get(framework, framework)} {name}".strip()
@@ -69,13 +93,13 @@ def _per_model_lines(data: pd.DataFrame, value: str, ylabel: str, title: str, lo
                 ax.fill_between(line["batch_size"], line[band[0]], line[band[1]], color=COLORS.get(framework), alpha=0.15, linewidth=0)
         _batch_axis(ax, sorted(rows["batch_size"].unique().tolist()))
         if log_y:
-            ax.set_yscale("log")
+            _readable_log_y(ax)
         else:
-            ax.set_ylim(bottom=0)
+            ax.set_ylim(0, float(rows[value].max()) * 1.12)
         ax.set_title(model)
         ax.set_ylabel(ylabel)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize="small")
+        ax.grid(True, which="major", alpha=0.3)
+    _figure_legend(fig, axes)
     fig.suptitle(title)
     return fig
 
@@ -106,20 +130,21 @@ def throughput_ratio(comparison: pd.DataFrame) -> Figure:
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(table) + 2), 4.6), layout="constrained")
     x = range(len(table))
     ratios = table["throughput_ratio"]
-    colors = [COLORS["torch"] if r >= 1 else COLORS["jax"] for r in ratios.fillna(1)]
-    ax.bar(x, ratios.fillna(1).map(math.log2), color=colors, width=0.6)
+    shown = ratios.fillna(1.0)
+    colors = [COLORS["torch"] if r >= 1 else COLORS["jax"] for r in shown]
+    ax.bar(x, shown - 1.0, bottom=1.0, color=colors, width=0.6)  # from 1 to the ratio, on a log axis
     for i, (ratio, parity) in enumerate(zip(ratios, table["parity_status"])):
         if pd.isna(ratio):
             why = "one framework\nnot measured" if pd.isna(parity) else f"parity\n{parity}"
-            ax.annotate(why, (i, 0), ha="center", va="bottom", fontsize="small", color="gray", xytext=(0, 3), textcoords="offset points")
+            ax.annotate(why, (i, 1.0), ha="center", va="bottom", fontsize="small", color="gray", xytext=(0, 3), textcoords="offset points")
         else:
-            ax.annotate(f"{ratio:.2f}x", (i, math.log2(ratio)), ha="center", va="bottom" if ratio >= 1 else "top",
+            ax.annotate(f"{ratio:.2f}x" if ratio >= 0.095 else f"{ratio:.2g}x", (i, ratio), ha="center", va="bottom" if ratio >= 1 else "top",
                         fontsize="small", xytext=(0, 3 if ratio >= 1 else -3), textcoords="offset points")
-    ax.axhline(0, color="black", linewidth=0.8)
-    limit = max(1.0, float(ratios.dropna().map(lambda r: abs(math.log2(r))).max() or 0) * 1.25) if ratios.notna().any() else 1.0
-    ax.set_ylim(-limit, limit)
-    ticks = [t for t in range(-math.ceil(limit), math.ceil(limit) + 1)]
-    ax.set_yticks(ticks, [f"{2.0 ** t:g}x" for t in ticks])
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    extreme = float(shown.map(lambda r: max(r, 1 / r)).max()) if len(shown) else 1.0
+    limit = max(2.0, extreme * 1.6)
+    ax.set_ylim(1 / limit, limit)
+    _readable_log_y(ax, "x")
     ax.set_xticks(list(x), table["label"], fontsize="small")
     ax.set_ylabel("torch img/s ÷ JAX img/s (log scale)")
     ax.text(0.01, 0.98, "above 1: PyTorch faster", transform=ax.transAxes, va="top", color=COLORS["torch"], fontsize="small")
@@ -134,23 +159,26 @@ def latency_vs_flops(measured: pd.DataFrame) -> Figure:
     data = with_series(measured.dropna(subset=["flops"]))
     if not len(data):
         return _empty("Latency vs FLOPs", "no FLOP counts in these records")
-    fig, ax = plt.subplots(figsize=(7.5, 5.0), layout="constrained")
+    fig, ax = plt.subplots(figsize=(8.0, 5.6), layout="constrained")
     models = sorted(data["model"].unique())
-    for (framework, model, series), points in data.groupby(["framework", "model", "series"], sort=True):
+    series = sorted(data["series"].unique())
+    data = data.sort_values(["framework", "model", "series"], key=_framework_first)
+    for (framework, model, name), points in data.groupby(["framework", "model", "series"], sort=False):
         points = points.sort_values("flops")
         marker = MARKERS[models.index(model) % len(MARKERS)]
-        label = f"{LABELS.get(framework, framework)} {model} {series}".strip()
-        ax.plot(points["flops"], points["latency_p50_ms"], "-", marker=marker, color=COLORS.get(framework), label=label, alpha=0.85)
+        style = LINESTYLES[series.index(name) % len(LINESTYLES)]
+        label = f"{LABELS.get(framework, framework)} {model} {name}".strip()
+        ax.plot(points["flops"], points["latency_p50_ms"], style, marker=marker, color=COLORS.get(framework), label=label, alpha=0.85)
         for _, p in points.iterrows():
             ax.annotate(f"bs{p['batch_size']}", (p["flops"], p["latency_p50_ms"]), fontsize="x-small",
                         xytext=(4, -3), textcoords="offset points", color="dimgray")
     ax.set_xscale("log")
-    ax.set_yscale("log")
+    _readable_log_y(ax)
     ax.set_xlabel("FLOPs of one forward of the batch (log)")
     ax.set_ylabel("median latency (ms, log)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
-    ax.set_title("Latency vs FLOPs")
+    ax.grid(True, which="major", alpha=0.3)
+    _figure_legend(fig, [ax])
+    ax.set_title("Latency vs FLOPs of the batch (points: batch sizes)")
     return fig
 
 

@@ -38,7 +38,7 @@ def format_number(value: Any) -> str:
     if magnitude >= 10:
         return f"{value:.1f}"
     if magnitude >= 0.01 or magnitude == 0:
-        return f"{value:.3g}"
+        return f"{value:#.3g}"
     return f"{value:.1e}"
 
 
