@@ -66,10 +66,12 @@ def _close(name: str, base: Any, now: Any) -> str | None:
         return None
     if base is None or now is None:
         return f"{name} {base!r} -> {now!r}"
-    if not metric.within(float(base), float(now)):
-        change = f" ({(now - base) / base:+.1%})" if base else ""
-        return f"{name} {base:.6g} -> {now:.6g}{change}, beyond its bound"
-    return None
+    if metric.within(float(base), float(now)):
+        return None
+    if isinstance(base, int) and isinstance(now, int):
+        return f"{name} {base} -> {now} ({now - base:+d})"
+    change = f" ({(now - base) / base:+.2%})" if base else ""
+    return f"{name} {base:.6g} -> {now:.6g}{change}, beyond its bound"
 
 
 def check_record(base: dict[str, Any], now: dict[str, Any]) -> list[str]:

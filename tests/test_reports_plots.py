@@ -1,0 +1,46 @@
+"""`python -m reports plot` and `html`: real PNGs, and one page that needs nothing else."""
+
+import base64
+import json
+import re
+from pathlib import Path
+
+from matplotlib.image import imread
+
+from reports.__main__ import main
+
+BASELINE = Path(__file__).resolve().parents[1] / "reports" / "baselines" / "cpu-smoke.json"
+PLOTS = ("latency_vs_batch", "throughput_ratio", "memory_vs_batch", "latency_vs_flops")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_writes_one_readable_png_per_view(tmp_path, capsys):
+    assert main(["plot", str(BASELINE), "--out", str(tmp_path / "plots")]) == 0
+    written = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert written == sorted(f"{name}.png" for name in PLOTS)
+    for name in PLOTS:
+        image = imread(tmp_path / "plots" / f"{name}.png")
+        height, width = image.shape[:2]
+        assert width >= 500 and height >= 300
+        assert image[..., :3].std() > 0.05  # something is drawn, not a blank canvas
+
+
+def test_plots_survive_a_run_without_memory_figures_or_jax(tmp_path, capsys):
+    doc = json.loads(BASELINE.read_text())
+    doc["benchmarks"] = [b for b in doc["benchmarks"] if b["extra_info"]["framework"] == "torch"]
+    path = tmp_path / "torch_only.json"
+    path.write_text(json.dumps(doc))
+    assert main(["plot", str(path), "--out", str(tmp_path / "plots")]) == 0
+    assert len(list((tmp_path / "plots").glob("*.png"))) == len(PLOTS)
+
+
+def test_html_is_one_self_contained_page_with_tables_and_plots(tmp_path, capsys):
+    page = tmp_path / "report.html"
+    assert main(["html", str(BASELINE), "--out", str(page)]) == 0
+    text = page.read_text()
+    assert text.startswith("<!DOCTYPE html>")
+    assert "<th>torch p50 ms</th>" in text and "<td>resnet_tiny</td>" in text
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
+    assert len(images) == len(PLOTS)
+    assert all(base64.b64decode(data).startswith(PNG_SIGNATURE) for data in images)
+    assert not re.search(r'(src|href)="(https?:)?//', text)  # nothing fetched from elsewhere
