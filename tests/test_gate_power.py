@@ -1,0 +1,39 @@
+"""tools/gate_power.py: its injected slowdown is what it claims, and one simulated gate tells A/A from A/B."""
+
+import importlib.util
+import time
+from pathlib import Path
+
+import pytest
+
+from reports import gate_stats as gs
+
+_spec = importlib.util.spec_from_file_location("gate_power", Path(__file__).resolve().parents[1] / "tools" / "gate_power.py")
+gate_power = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gate_power)
+
+
+def test_injected_slowdown_adds_the_requested_busy_time():
+    base = lambda: gate_power.busy_wait(0.002)  # noqa: E731
+    slower = gate_power.slowed(base, 0.0004)
+    ratio = gate_power.median_call_s(slower, 9) / gate_power.median_call_s(base, 9)
+    assert ratio == pytest.approx(1.2, abs=0.05)
+
+
+def test_simulated_gate_passes_a_over_a_and_fails_a_over_slower_a():
+    base = lambda: gate_power.busy_wait(0.001)  # noqa: E731
+    config = gs.GateConfig()
+    resolution = time.get_clock_info("perf_counter").resolution
+    same = gate_power.simulated_gate(base, base, 10, 3, resolution, config)
+    assert same["final"] != gs.REGRESSION  # PASS, or INVALID if this machine is badly overloaded
+    slower = gate_power.simulated_gate(base, gate_power.slowed(base, 0.0003), 10, 3, resolution, config)
+    assert (slower["first"], slower["final"]) == (gs.REGRESSION, gs.REGRESSION)
+    assert slower["slowdown"] == pytest.approx(0.3, abs=0.1)
+
+
+def test_rates_carry_a_clopper_pearson_interval():
+    r = gate_power.rate(0, 50)
+    assert r["rate"] == 0 and r["ci95"][0] == 0 and r["ci95"][1] == pytest.approx(0.0711, abs=1e-3)
+    summary = gate_power.summarise([{"first": gs.REGRESSION, "final": gs.PASS, "slowdown": 0.06, "cv": 0.1},
+                                    {"first": gs.PASS, "final": gs.PASS, "slowdown": 0.0, "cv": 0.2}])
+    assert summary["regression"]["count"] == 0 and summary["regression_before_remeasure"]["count"] == 1
