@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import platform
 import sys
 from pathlib import Path
@@ -41,8 +40,11 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=gs.ROUNDS,
                         help=f"paired rounds; fewer than {gs.min_rounds(gs.ALPHA)} cannot reach p < {gs.ALPHA:g} (INVALID)")
     parser.add_argument("--calls", type=int, default=10, help="timed calls per benchmark, side and round (>= 3)")
+    parser.add_argument("--min-round-ms", type=float, default=100.0,
+                        help="more calls than --calls where needed so each benchmark's round lasts this long")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls per benchmark after building")
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="cores each side may use")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="cores each side may use; 1 is least disturbed by neighbours on a shared machine")
     parser.add_argument("--alpha", type=float, default=gs.ALPHA, help="significance level of the one-sided test")
     parser.add_argument("--threshold", type=float, default=gs.THRESHOLD, help="smallest slowdown that counts (0.05: 5%%)")
     parser.add_argument("--max-cv", type=float, default=gs.MAX_CV, help="coefficient of variation above which a side is INVALID")
@@ -56,9 +58,9 @@ def benchmark_ids(args: argparse.Namespace) -> list[str]:
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
-    for name, least in (("rounds", 1), ("calls", 3), ("warmup", 0), ("threads", 1)):
+    for name, least in (("rounds", 1), ("calls", 3), ("warmup", 0), ("threads", 1), ("min_round_ms", 0)):
         if getattr(args, name) < least:
-            raise BadInput(f"--{name}", f"must be >= {least}, got {getattr(args, name)}")
+            raise BadInput(f"--{name.replace('_', '-')}", f"must be >= {least}, got {getattr(args, name)}")
     if any(b < 1 for b in args.batch_sizes):
         raise BadInput("--batch-sizes", f"must be >= 1, got {args.batch_sizes}")
     if not 0 < args.alpha < 1 or args.threshold < 0 or args.max_cv <= 0:
@@ -74,9 +76,11 @@ def measure(sides: tuple[SideSpec, SideSpec], roots: tuple[Path, Path], ids: Seq
             print(f"gate: starting {side.describe()}", file=sys.stderr)
             workers.append(Worker(side, root, ids, args.threads, args.warmup))
         a, b = workers
-        a.time_round(args.calls), b.time_round(args.calls)  # one untimed round each: caches, frequency
-        print(f"gate: {args.rounds} interleaved rounds of {args.calls} calls x {len(ids)} benchmarks", file=sys.stderr)
-        rounds_a, rounds_b = gs.interleaved_rounds(lambda: a.time_round(args.calls), lambda: b.time_round(args.calls), args.rounds)
+        min_round_s = args.min_round_ms / 1e3
+        a.time_round(args.calls, min_round_s), b.time_round(args.calls, min_round_s)  # untimed: caches, clocks
+        print(f"gate: {args.rounds} interleaved rounds of >= {args.calls} calls x {len(ids)} benchmarks", file=sys.stderr)
+        rounds_a, rounds_b = gs.interleaved_rounds(lambda: a.time_round(args.calls, min_round_s),
+                                                   lambda: b.time_round(args.calls, min_round_s), args.rounds)
     except WorkerError as exc:
         raise BadInput("gate", str(exc)) from None
     finally:
@@ -100,7 +104,8 @@ def verdict_document(benchmark: str, final: gs.Verdict, first: gs.Verdict | None
         "measurement": final.as_json(),
         "baseline": {"side": sides[0].label, "commit": sides[0].commit, "python": sides[0].python},
         "candidate": {"side": sides[1].label, "commit": sides[1].commit, "python": sides[1].python},
-        "design": {"order": "ABBA", "rounds": args.rounds, "calls_per_round": args.calls, "warmup": args.warmup,
+        "design": {"order": "ABBA", "rounds": args.rounds, "calls_per_round": args.calls,
+                   "min_round_ms": args.min_round_ms, "warmup": args.warmup,
                    "threads": args.threads, "alpha": args.alpha, "threshold": args.threshold, "max_cv": args.max_cv,
                    "test": "scipy.stats.wilcoxon(log(median B / median A) per round, alternative='greater')"},
         "timer_resolution_s": resolution,

@@ -115,11 +115,11 @@ class Worker:
         lines = [line.strip() for line in self._log.read().splitlines() if line.strip()]
         return lines[-1] if lines else "no output"
 
-    def time_round(self, calls: int) -> dict[str, list[float]]:
-        """`calls` timed calls of each benchmark, seconds per call."""
+    def time_round(self, calls: int, min_round_s: float = 0.0) -> dict[str, list[float]]:
+        """At least `calls` timed calls of each benchmark (more if they take under `min_round_s`), seconds per call."""
         assert self._process.stdin is not None
         try:
-            self._process.stdin.write(json.dumps({"calls": calls}) + "\n")
+            self._process.stdin.write(json.dumps({"calls": calls, "min_round_s": min_round_s}) + "\n")
             self._process.stdin.flush()
         except BrokenPipeError:
             raise WorkerError(f"{self.side.describe()}: worker died: {self._last_log_line()}") from None

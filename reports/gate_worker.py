@@ -2,8 +2,10 @@
 
 Started by reports/gate_sides.py with the side's checkout as working directory, it builds
 each benchmark's workload once through that checkout's `benchmarks` package, warms it up,
-answers `{"ready": ...}`, then for every `{"calls": K}` line on stdin times K calls of each
-benchmark and answers `{"samples_s": {id: [seconds, ...]}}`. Protocol lines go to the
+answers `{"ready": ...}`, then for every `{"calls": K, "min_round_s": S}` line on stdin times
+each benchmark K calls, or more if K calls would take under S seconds (so a sub-millisecond
+call still gets a round long enough to outlast a scheduler hiccup), and answers
+`{"samples_s": {id: [seconds, ...]}}`. Protocol lines go to the
 original stdout; anything the frameworks print goes to stderr. Standard library only here:
 torch and jax are imported by the side's own back ends.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -30,8 +33,8 @@ def parse_benchmark_id(text: str) -> dict[str, Any]:
     return {**fields, "batch": int(fields["batch"])}
 
 
-def build_runs(ids: list[str], threads: int, warmup: int) -> dict[str, Callable[[], Any]]:
-    """Each benchmark's one-step callable, built by this checkout's back ends and warmed up."""
+def build_runs(ids: list[str], threads: int, warmup: int) -> dict[str, tuple[Callable[[], Any], float]]:
+    """Each benchmark's one-step callable, built by this checkout's back ends and warmed up, with its median call time."""
     from benchmarks.workload import BuildOptions, Combination, get_backend
 
     options = BuildOptions(threads=threads)
@@ -46,35 +49,43 @@ def build_runs(ids: list[str], threads: int, warmup: int) -> dict[str, Callable[
         workload = backend.build_workload(combo, options)
         for _ in range(1 + warmup):
             workload.run()
-        runs[text] = workload.run
+        estimate = sorted(_timed(workload.run) for _ in range(5))[2]
+        runs[text] = (workload.run, estimate)
     return runs
 
 
-def time_calls(runs: dict[str, Callable[[], Any]], calls: int) -> dict[str, list[float]]:
-    """`calls` timed calls of each benchmark, in seconds, after one untimed call each.
+def _timed(run: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def calls_for(call_s: float, calls: int, min_round_s: float, most: int = 10_000) -> int:
+    """At least `calls` calls, and enough that a round lasts `min_round_s` (at most `most`)."""
+    return max(calls, min(most, math.ceil(min_round_s / max(call_s, 1e-9))))
+
+
+def time_calls(runs: dict[str, tuple[Callable[[], Any], float]], calls: int, min_round_s: float = 0.0) -> dict[str, list[float]]:
+    """Timed calls of each benchmark, in seconds, after one untimed call each.
 
     The untimed call lets the other side's idle thread pools stop spinning and this side's
     caches refill before anything is timed.
     """
     out = {}
-    for name, run in runs.items():
+    for name, (run, estimate_s) in runs.items():
         run()
-        samples = []
-        for _ in range(calls):
-            start = time.perf_counter()
-            run()
-            samples.append(time.perf_counter() - start)
-        out[name] = samples
+        out[name] = [_timed(run) for _ in range(calls_for(estimate_s, calls, min_round_s))]
     return out
 
 
-def serve(runs: dict[str, Callable[[], Any]], commands: TextIO, replies: TextIO) -> None:
-    """Answer each `{"calls": K}` line with the samples, until stdin closes."""
+def serve(runs: dict[str, tuple[Callable[[], Any], float]], commands: TextIO, replies: TextIO) -> None:
+    """Answer each `{"calls": K, "min_round_s": S}` line with the samples, until stdin closes."""
     for line in commands:
         if not line.strip():
             continue
         request = json.loads(line)
-        replies.write(json.dumps({"samples_s": time_calls(runs, int(request["calls"]))}) + "\n")
+        samples = time_calls(runs, int(request["calls"]), float(request.get("min_round_s", 0.0)))
+        replies.write(json.dumps({"samples_s": samples}) + "\n")
         replies.flush()
 
 

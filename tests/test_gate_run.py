@@ -16,7 +16,7 @@ import pytest
 from reports import gate, gate_sides
 from reports.__main__ import main
 from reports.errors import EXIT_BAD_INPUT, EXIT_INVALID, EXIT_MISMATCH, EXIT_OK, BadInput
-from reports.gate_sides import SideSpec, Worker, WorkerError
+from reports.gate_sides import SideSpec, Worker
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,7 +88,7 @@ def sides(tmp_path, monkeypatch):
 def run_gate(tmp_path, capsys, baseline, candidate, *extra):
     out = tmp_path / "verdicts"
     code = main(["gate", "--baseline", baseline, "--candidate", candidate, "--model", "fake", "--framework", "torch",
-                 "--batch-sizes", "1", "--rounds", "12", "--calls", "5", "--warmup", "1", "--threads", "1",
+                 "--batch-sizes", "1", "--rounds", "12", "--calls", "5", "--min-round-ms", "0", "--warmup", "1", "--threads", "1",
                  "--out", str(out), *extra])
     return code, capsys.readouterr(), out
 
@@ -140,6 +140,16 @@ def test_bad_gate_arguments_exit_3_with_one_line(capsys, argv, problem):
     assert capsys.readouterr().err == f"reports: error: {problem}\n"
 
 
+def test_short_calls_get_enough_calls_to_fill_a_round():
+    from reports.gate_worker import calls_for, parse_benchmark_id
+
+    assert calls_for(0.020, 10, 0.100) == 10  # 10 x 20 ms already fills 100 ms
+    assert calls_for(0.0003, 10, 0.100) == 334  # a 0.3 ms call: 334 calls make the round
+    assert calls_for(1e-9, 10, 1.0, most=500) == 500
+    assert parse_benchmark_id("deit_small_patch16_224-jax-cuda-bs32-bfloat16") == {
+        "model": "deit_small_patch16_224", "framework": "jax", "device": "cuda", "batch": 32, "dtype": "bfloat16"}
+
+
 def test_sides_are_refs_pythons_or_the_working_tree(tmp_path):
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
     assert gate_sides.parse_side("HEAD", "py") == SideSpec("HEAD", "py", head)
@@ -179,7 +189,3 @@ def test_real_worker_times_this_checkouts_benchmark():
     assert all(0 < s < 5 for s in samples["vit_tiny-torch-cpu-bs1-float32"])
     assert 0 < worker.timer_resolution_s < 1e-3
 
-
-def test_real_worker_reports_an_unknown_model_as_one_line():
-    with pytest.raises(WorkerError, match="unknown model 'no_such_model'"):
-        Worker(SideSpec(".", sys.executable, None), ROOT, ["no_such_model-torch-cpu-bs1-float32"], threads=1, warmup=0)

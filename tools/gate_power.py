@@ -33,6 +33,7 @@ from scipy import stats  # noqa: E402
 
 from reports import atomic  # noqa: E402
 from reports import gate_stats as gs  # noqa: E402
+from reports.gate_worker import calls_for  # noqa: E402
 
 Call = Callable[[], Any]
 
@@ -133,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=50, help="trials per scenario (A/A and A/B)")
     parser.add_argument("--rounds", type=int, default=gs.ROUNDS)
     parser.add_argument("--calls", type=int, default=10, help="timed calls per side and round (as the gate's --calls)")
+    parser.add_argument("--min-round-ms", type=float, default=100.0, help="more calls where needed to fill a round (as the gate's)")
     parser.add_argument("--slowdown", type=float, default=0.10, help="injected slowdown of side B (0.10: 10%%)")
     parser.add_argument("--alpha", type=float, default=gs.ALPHA)
     parser.add_argument("--threshold", type=float, default=gs.THRESHOLD)
@@ -142,17 +144,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = build_call(args.model, args.framework, args.batch_size, args.threads)
     config = gs.GateConfig(alpha=args.alpha, threshold=args.threshold)
     resolution_s = time.get_clock_info("perf_counter").resolution
+    calls = calls_for(median_call_s(run), args.calls, args.min_round_ms / 1e3)
     trials: dict[str, list[dict[str, Any]]] = {"A/A": [], "A/B": []}
     started = time.perf_counter()
     for i in range(args.repeats):
-        trials["A/A"].append(simulated_gate(run, run, args.rounds, args.calls, resolution_s, config))
+        trials["A/A"].append(simulated_gate(run, run, args.rounds, calls, resolution_s, config))
         extra_s = args.slowdown * median_call_s(run)
-        trials["A/B"].append(simulated_gate(run, slowed(run, extra_s), args.rounds, args.calls, resolution_s, config))
+        trials["A/B"].append(simulated_gate(run, slowed(run, extra_s), args.rounds, calls, resolution_s, config))
         print(f"trial {i + 1}/{args.repeats}: A/A {trials['A/A'][-1]['final']}, A/B {trials['A/B'][-1]['final']} "
               f"(injected {extra_s * 1e3:.2f} ms, measured {trials['A/B'][-1]['slowdown']:+.1%})", file=sys.stderr)
     summary = {
         "workload": f"{args.model}-{args.framework}-cpu-bs{args.batch_size}-float32, {args.threads} thread(s), in-process",
-        "design": {"rounds": args.rounds, "calls": args.calls, "alpha": args.alpha, "threshold": args.threshold,
+        "design": {"rounds": args.rounds, "calls": calls, "min_round_ms": args.min_round_ms, "alpha": args.alpha, "threshold": args.threshold,
                    "injected_slowdown": args.slowdown, "repeats": args.repeats, "order": "ABBA", "remeasure": "once"},
         "false_alarm (A/A)": summarise(trials["A/A"]),
         "detection (A/B)": summarise(trials["A/B"]),
