@@ -6,6 +6,8 @@ import base64
 import html
 from typing import Sequence
 
+import pandas as pd
+
 from reports import frame as frames
 from reports import plots
 from reports.load import Run
@@ -29,7 +31,7 @@ _TITLES = {
 }
 
 
-def _table(frame) -> str:
+def _table(frame: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     body = []
     for row in frame.itertuples(index=False):
@@ -60,7 +62,10 @@ def render_html(runs: Sequence[Run]) -> str:
     ]
     if len(failed):
         parts += ["<h2>Not measured</h2>", _table(failed)]
-    for name, png in plots.render_png(records).items():
+    pngs = plots.render_png(records)
+    if not pngs:
+        parts.append("<p class=note>No record was measured, so there is nothing to plot.</p>")
+    for name, png in pngs.items():
         data = base64.b64encode(png).decode("ascii")
         parts += [f"<h2>{_TITLES.get(name, name)}</h2>", f'<img alt="{name}" src="data:image/png;base64,{data}">']
     parts.append("</body></html>")

@@ -18,6 +18,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullForma
 
 from reports import atomic  # noqa: E402
 from reports import frame as frames  # noqa: E402
+from reports.errors import BadInput  # noqa: E402
 
 COLORS = {"torch": "#EE4C2C", "jax": "#3F7FBF"}  # PyTorch's orange, a JAX-ish blue
 LABELS = {"torch": "PyTorch", "jax": "JAX/Flax"}
@@ -199,8 +200,10 @@ PLOTS: dict[str, Callable[[pd.DataFrame, pd.DataFrame], Figure]] = {
 
 
 def render_png(records: pd.DataFrame) -> dict[str, bytes]:
-    """Every plot of `records` as PNG bytes, by name."""
+    """Every plot of `records` as PNG bytes, by name; none when no record was measured."""
     measured = frames.measured(records)
+    if not len(measured):
+        return {}
     comparison = frames.comparison(records)
     out = {}
     for name, make in PLOTS.items():
@@ -214,8 +217,12 @@ def render_png(records: pd.DataFrame) -> dict[str, bytes]:
 
 def write_pngs(records: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     """Write every plot to `out_dir`/<name>.png, each atomically; returns the paths."""
+    pngs = render_png(records)
+    if not pngs:
+        sources = ", ".join(sorted(records["source"].unique()))
+        raise BadInput(sources, f"nothing to plot: none of its {len(records)} records was measured (see python -m reports table)")
     paths = []
-    for name, png in render_png(records).items():
+    for name, png in pngs.items():
         path = Path(out_dir) / f"{name}.png"
         atomic.write_bytes(path, png)
         paths.append(path)

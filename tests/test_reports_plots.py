@@ -44,3 +44,17 @@ def test_html_is_one_self_contained_page_with_tables_and_plots(tmp_path, capsys)
     assert len(images) == len(PLOTS)
     assert all(base64.b64decode(data).startswith(PNG_SIGNATURE) for data in images)
     assert not re.search(r'(src|href)="(https?:)?//', text)  # nothing fetched from elsewhere
+
+
+def test_run_where_nothing_was_measured_is_not_plotted_silently(tmp_path, capsys):
+    doc = json.loads(BASELINE.read_text())
+    doc["visionbench"]["failures"] = [dict(b["extra_info"], status="error", reason="build: boom") for b in doc["benchmarks"]]
+    doc["benchmarks"] = []
+    path = tmp_path / "all_failed.json"
+    path.write_text(json.dumps(doc))
+    assert main(["plot", str(path), "--out", str(tmp_path / "plots")]) == 3
+    assert capsys.readouterr().err == (f"reports: error: {path}: nothing to plot: none of its 8 records was measured "
+                                       "(see python -m reports table)\n")
+    assert main(["html", str(path), "--out", str(tmp_path / "page.html")]) == 0
+    page = (tmp_path / "page.html").read_text()
+    assert "nothing to plot" in page and page.count("<td>build: boom</td>") == 8
