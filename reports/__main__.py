@@ -20,7 +20,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse whose usage errors are bad input: one line, exit 3 (2 is the gate's INVALID)."""
 
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{PROG}: error: {message} (see python -m reports {self.prog.split()[-1]} --help)\n")
+        command = "python -m " + self.prog.replace(PROG, "reports", 1)
+        sys.stderr.write(f"{PROG}: error: {message} (see {command} --help)\n")
         sys.exit(EXIT_BAD_INPUT)
 
 
