@@ -57,6 +57,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--threads", default=None,
                     help="CPU cores both frameworks may use (default: all this process may use)")
     group.addoption("--torch-compile", action="store_true", help="time torch.compile'd models instead of eager")
+    group.addoption("--tf32", action="store_true",
+                    help="allow TensorFloat-32 for float32 on GPU in both frameworks (default: true float32 in both)")
     group.addoption("--pretrained", action="store_true",
                     help="use torchvision's pretrained weights from a local file (never downloaded)")
     group.addoption("--weights", default=None, metavar="PATH", help="weights file for --pretrained (one model)")
@@ -140,6 +142,8 @@ def _validate(config: pytest.Config) -> MatrixOptions:
 
 def pytest_configure(config: pytest.Config) -> None:
     options = _validate(config)
+    # torch and JAX share the GPU in one process: JAX must not grab 75% of it up front.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     config.stash[_options_key] = options
     threads = options.threads
     cores = sorted(os.sched_getaffinity(0))
@@ -203,6 +207,7 @@ def bench_run(pytestconfig: pytest.Config):
         options=BuildOptions(
             threads=len(os.sched_getaffinity(0)),
             torch_compile=pytestconfig.getoption("torch_compile"),
+            tf32=pytestconfig.getoption("tf32"),
             pretrained=pytestconfig.getoption("pretrained") or pytestconfig.getoption("weights") is not None,
             weights=pytestconfig.getoption("weights"),
         ),
@@ -231,7 +236,11 @@ def _gpu_info() -> dict[str, str]:
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
-    info: dict[str, Any] = {"cpu_affinity": len(os.sched_getaffinity(0)), **_gpu_info()}
+    info: dict[str, Any] = {
+        "cpu_affinity": len(os.sched_getaffinity(0)),
+        "xla_python_client_preallocate": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE"),
+        **_gpu_info(),
+    }
     for framework in FRAMEWORKS:
         if backend_importable(framework) is None:
             info[f"{framework}_versions"] = get_backend(framework).versions()

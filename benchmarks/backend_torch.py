@@ -81,6 +81,10 @@ def build_workload(combo: Combination, options: BuildOptions) -> Workload:
     """`combo` as a torch workload: the shared reference weights, cast and placed."""
     spec = get_spec(combo.model)
     torch.set_num_threads(options.threads)
+    # torch allows TF32 in cuDNN convolutions but not in matmuls by default; JAX allows it
+    # in both. One explicit setting for both frameworks keeps float32 comparable.
+    torch.backends.cuda.matmul.allow_tf32 = options.tf32
+    torch.backends.cudnn.allow_tf32 = options.tf32
     reference, weights_label = shared_weights.reference_torch_model(spec, options)
     model = copy.deepcopy(reference).to(device=combo.device, dtype=_DTYPES[combo.dtype]).eval()
     for p in model.parameters():
@@ -129,5 +133,5 @@ def build_workload(combo: Combination, options: BuildOptions) -> Workload:
         weights=weights_label,
         reset_memory=reset_memory,
         memory=memory,
-        extra={"torch_compile": options.torch_compile},
+        extra={"torch_compile": options.torch_compile, "tf32": options.tf32},
     )

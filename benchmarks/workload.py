@@ -81,6 +81,7 @@ class BuildOptions:
 
     threads: int
     torch_compile: bool = False
+    tf32: bool = False  # allow TensorFloat-32 for float32 matmuls and convolutions on GPU, in both
     pretrained: bool = False
     weights: str | None = None
     seed: int = 0
