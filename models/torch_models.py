@@ -120,28 +120,40 @@ def randomize_weights(model: nn.Module, seed: int = 0) -> nn.Module:
     return model
 
 
-def calibrate_batch_norm(model: nn.Module, input_shape: tuple[int, int, int], seed: int = 0, batch_size: int = 8) -> nn.Module:
-    """Set every BatchNorm's running statistics to those of a random batch, in place.
+def calibrate_to_data(model: nn.Module, images: torch.Tensor, residual_scale: float = 0.2) -> nn.Module:
+    """Fit a randomly weighted `model` to `images` (N, C, H, W), in place, like a data-dependent init.
 
-    With random norm statistics a deep ResNet's activations grow layer by layer (resnet50's
-    logits reach ~1e3), so an absolute logits bound would measure the scale, not the port.
-    Statistics measured on data, as training leaves them, keep eval activations O(1) and
-    are still non-degenerate (mean != 0, var != 1). A model without BatchNorm is unchanged.
+    The last norm of each ResNet residual branch is scaled by `residual_scale` (trained
+    ResNets keep it small; torchvision's `zero_init_residual` zeroes it), every BatchNorm's
+    running statistics become those of `images`, and the head (the last Linear) is scaled
+    to unit-variance logits. Without this a random ResNet's activations grow block by block
+    (resnet50's logits reach ~1e3) and rounding errors grow with them, so a logits bound
+    would measure the random weights rather than the port. The statistics stay
+    non-degenerate (mean != 0, var != 1), so a port that swaps them still fails.
     """
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
+    last_norms = {Bottleneck: "bn3", BasicBlock: "bn2"}
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return model
-    generator = torch.Generator().manual_seed(seed)
-    images = torch.randn((batch_size, *input_shape), generator=generator)
     saved = [(m, m.momentum) for m in norms]
     was_training = model.training
     with torch.no_grad():
+        for block in model.modules():
+            if type(block) in last_norms:
+                getattr(block, last_norms[type(block)]).weight.mul_(residual_scale)
         for m in norms:
             m.reset_running_stats()
             m.momentum = None  # cumulative average: one batch sets the statistics exactly
-        model.train()
-        model(images)
-    for m, momentum in saved:
-        m.momentum = momentum
+        if norms:
+            model.train()
+            model(images)
+        for m, momentum in saved:
+            m.momentum = momentum
+        model.eval()
+        head = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+        scale = 1.0 / float(model(images).std())
+        head.weight.mul_(scale)
+        if head.bias is not None:
+            head.bias.mul_(scale)
     model.train(was_training)
     return model

@@ -128,7 +128,7 @@ def compare_models(
     `tolerance` is a `Tolerance`, or a float meaning a max-abs bound. Images are uniform
     in [0, 1], (N, H, W, C); each framework's `preprocess` normalises and lays them out.
     On failure both models run again layer by layer and the result names the first layer
-    that diverged; that needs `jax_apply_fn` to be a Flax `Module.apply` and the torch
+    that diverged; that needs `jax_apply_fn` to be a Flax `Module.apply` (or its `jax.jit`) and the torch
     -> Flax module renames (`renames`, or the registered family's when `model_name` is one).
     """
     import jax
@@ -146,7 +146,8 @@ def compare_models(
     flax_input = jax_preprocess(images)
     with torch.no_grad():
         expected = pytorch_model(torch_input).float().cpu().numpy()
-    actual = np.asarray(jax.jit(jax_apply_fn)(jax_params, flax_input), np.float32)
+    run = jax_apply_fn if hasattr(jax_apply_fn, "lower") else jax.jit(jax_apply_fn)  # already jitted: reuse its compilation
+    actual = np.asarray(run(jax_params, flax_input), np.float32)
     result = compare_logits(model_name, expected, actual, tolerance)
     if not result.passed:
         renames = renames if renames is not None else _family_renames(model_name)

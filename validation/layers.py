@@ -21,17 +21,21 @@ class LayerError:
 
     torch_name: str
     flax_path: str
-    error: float  # ||flax - torch|| / ||torch|| over the whole batch; inf on a shape mismatch
+    error: float  # max |flax - torch| / max |torch| over the batch; inf on a shape mismatch
     detail: str = ""
 
 
 def relative_error(expected: np.ndarray, actual: np.ndarray) -> float:
-    """||actual - expected|| / ||expected||, in float64; inf when shapes differ or values are not finite."""
+    """max |actual - expected| / max |expected|; inf when shapes differ or values are not finite.
+
+    Max-based, like the logits' max_rel, so an error confined to a few elements (one
+    token of a ViT, one channel) is not averaged away.
+    """
     expected = np.asarray(expected, np.float64)
     actual = np.asarray(actual, np.float64)
     if expected.shape != actual.shape or not np.all(np.isfinite(actual)):
         return float("inf")
-    return float(np.linalg.norm(actual - expected) / max(np.linalg.norm(expected), 1e-30))
+    return float(np.abs(actual - expected).max() / max(np.abs(expected).max(), 1e-30))
 
 
 def torch_name_to_flax_path(name: str, renames: Sequence[tuple[str, str]]) -> tuple[str, ...]:
@@ -68,12 +72,19 @@ def torch_layer_outputs(model: Any, x: Any) -> list[tuple[str, int, np.ndarray]]
     return records
 
 
-def flax_layer_outputs(apply_fn: Callable, variables: Any, x: Any) -> dict[tuple[str, ...], tuple[np.ndarray, ...]]:
-    """Every Flax module's outputs, one per call, keyed by module path (the root is ())."""
+@functools.lru_cache(maxsize=16)
+def capture_fn(apply_fn: Callable) -> Callable:
+    """`apply_fn` jitted to return every module's outputs too; one compilation per module config."""
     import jax
 
-    capture = jax.jit(functools.partial(apply_fn, capture_intermediates=True, mutable=["intermediates"]))
-    _, state = capture(variables, x)
+    return jax.jit(functools.partial(apply_fn, capture_intermediates=True, mutable=["intermediates"]))
+
+
+def flax_layer_outputs(apply_fn: Callable, variables: Any, x: Any) -> dict[tuple[str, ...], tuple[np.ndarray, ...]]:
+    """Every Flax module's outputs, one per call, keyed by module path (the root is ())."""
+    if hasattr(apply_fn, "lower"):  # a jax.jit of Module.apply: capture needs the plain apply
+        apply_fn = apply_fn.__wrapped__
+    _, state = capture_fn(apply_fn)(variables, x)
     outputs: dict[tuple[str, ...], tuple[np.ndarray, ...]] = {}
 
     def walk(tree: Any, path: tuple[str, ...]) -> None:

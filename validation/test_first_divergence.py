@@ -1,0 +1,103 @@
+"""When parity fails, the report names the first layer whose output left the tolerance."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from models.flax_models import FLAX_FAMILIES
+from validation import layers
+from validation.compare import FLOAT32_LAYER_THRESHOLD, parity_images
+from validation.suite import PortedPair, check
+
+# (model, Flax parameter path to corrupt, the torch module that must be named)
+CORRUPTIONS = [
+    ("resnet_tiny", ("params", "layer2_0", "conv2", "kernel"), "layer2.0.conv2"),
+    ("vit_tiny", ("params", "encoder", "encoder_layer_1", "mlp_0", "kernel"), "encoder.layers.encoder_layer_1.mlp.0"),
+]
+
+
+def _with_noise(variables: dict, path: tuple[str, ...], scale: float = 0.05) -> dict:
+    """A copy of `variables` whose leaf at `path` carries Gaussian noise."""
+    leaf = variables
+    for key in path:
+        leaf = leaf[key]
+    noise = scale * jax.random.normal(jax.random.PRNGKey(1), leaf.shape, jnp.float32)
+    noisy = jax.tree_util.tree_map(lambda x: x, variables)  # new containers, same leaves
+    node = noisy
+    for key in path[:-1]:
+        node[key] = dict(node[key])
+        node = node[key]
+    node[path[-1]] = leaf + noise
+    return noisy
+
+
+@pytest.mark.parametrize("model, path, torch_name", CORRUPTIONS)
+def test_corrupted_weight_is_named_as_first_diverging_layer(model: str, path, torch_name: str, ported) -> None:
+    pair = ported(model)
+    broken = PortedPair(pair.spec, pair.torch_model, _with_noise(pair.variables, path))
+    result = check(broken, "float32", "cpu", batch=2)
+    assert not result.passed
+    assert result.first_diverging_layer == torch_name, result.message()
+    assert result.flax_layer == "/".join(path[1:-1])
+    assert result.layer_error > result.layer_threshold
+    assert f"first diverging layer: {torch_name}" in result.message()
+    assert result.as_record()["first_diverging_layer"] == torch_name
+
+
+@pytest.mark.parametrize("model", ["resnet_tiny", "vit_tiny"])
+def test_every_torch_layer_with_weights_has_a_flax_twin_within_noise(model: str, ported) -> None:
+    # Pairing by TORCH_RENAMES and the NHWC -> NCHW layout must match every conv, norm and
+    # linear layer; an unpaired or mis-laid-out layer would hide where a port breaks.
+    import torch
+
+    pair = ported(model)
+    images = parity_images(2, pair.spec.input_size, pair.spec.input_size)
+    from models.flax_models import build_flax_module, make_flax_preprocess
+    from models.torch_models import make_torch_preprocess
+
+    module = build_flax_module(pair.spec)
+    torch_outputs = layers.torch_layer_outputs(pair.torch_model, make_torch_preprocess(pair.spec)(images))
+    flax_outputs = layers.flax_layer_outputs(module.apply, pair.variables, make_flax_preprocess(pair.spec)(images))
+    errors = layers.layer_errors(torch_outputs, flax_outputs, FLAX_FAMILIES[pair.spec.family][1])
+    paired = {e.torch_name for e in errors}
+    weighted = {
+        name for name, m in pair.torch_model.named_modules()
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.LayerNorm, torch.nn.Linear))
+        and not name.endswith("out_proj")  # nn.MultiheadAttention reads out_proj's weights without calling it
+    }
+    assert weighted <= paired, f"layers without a Flax twin: {sorted(weighted - paired)}"
+    worst = max(errors, key=lambda e: e.error)
+    assert worst.error < FLOAT32_LAYER_THRESHOLD, worst
+    assert [e.torch_name for e in errors][-1] == "(output)"
+
+
+def test_first_diverging_layer_is_first_in_execution_order() -> None:
+    errors = [
+        layers.LayerError("conv1", "conv1", 1e-7),
+        layers.LayerError("layer1.0.conv1", "layer1_0/conv1", 3e-2),
+        layers.LayerError("layer1.0", "layer1_0", 5e-1),
+    ]
+    assert layers.first_diverging_layer(errors, 1e-4).torch_name == "layer1.0.conv1"
+    assert layers.first_diverging_layer(errors, 1.0) is None
+    nan = [layers.LayerError("bn1", "bn1", float("nan"))]
+    assert layers.first_diverging_layer(nan, 1e-4).torch_name == "bn1"
+
+
+def test_flax_activations_are_compared_in_torch_layout() -> None:
+    nhwc = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+    assert layers.to_torch_layout(nhwc).shape == (2, 5, 3, 4)
+    assert layers.to_torch_layout(nhwc)[1, 2, 0, 3] == nhwc[1, 0, 3, 2]
+    tokens = np.ones((2, 17, 32), np.float32)
+    assert layers.to_torch_layout(tokens) is tokens
+    assert layers.relative_error(np.ones((2, 3)), np.ones((3, 2))) == float("inf")
+
+
+def test_torch_names_map_to_flax_paths_through_the_family_renames() -> None:
+    resnet = FLAX_FAMILIES["resnet"][1]
+    vit = FLAX_FAMILIES["vit"][1]
+    assert layers.torch_name_to_flax_path("layer1.0.downsample.0", resnet) == ("layer1_0", "downsample_0")
+    assert layers.torch_name_to_flax_path("encoder.layers.encoder_layer_1.mlp.0", vit) == ("encoder", "encoder_layer_1", "mlp_0")
+    assert layers.torch_name_to_flax_path("", vit) == ()
