@@ -7,11 +7,10 @@ from typing import Sequence
 
 import numpy as np
 
+from reports.schema import MAX_CV, MIN_TICKS
+
 PERCENTILES = (50, 90, 95, 99)
 MIN_SAMPLES = 3
-MAX_CV = 0.20
-# A call must last this many timer ticks for its time to mean anything.
-MIN_TICKS = 1000
 
 
 def timer_resolution_s() -> float:

@@ -18,13 +18,13 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 import numpy as np
 from scipy import stats
 
+from reports.schema import MAX_CV, MIN_TICKS
+
 PASS, REGRESSION, INVALID = "PASS", "REGRESSION", "INVALID"
 
 ALPHA = 0.001
 THRESHOLD = 0.05  # a 5% slowdown is the smallest that counts; a 10% one is then caught
 ROUNDS = 20
-MAX_CV = 0.20  # as benchmarks/stats.py judges a record's samples
-MIN_TICKS = 1000  # a call must last this many timer ticks (as benchmarks/stats.py)
 
 T = TypeVar("T")
 

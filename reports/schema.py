@@ -105,3 +105,8 @@ STATUSES = ("ok", "error", "oom", "unsupported")
 
 # Parity statuses carried in `parity.status`.
 PARITY_STATUSES = ("passed", "failed", "not_checked", "not_applicable")
+
+# When timings cannot be trusted, for a record (benchmarks/stats.py) and the gate alike:
+# a coefficient of variation above MAX_CV, or a call shorter than MIN_TICKS timer ticks.
+MAX_CV = 0.20
+MIN_TICKS = 1000
