@@ -27,6 +27,7 @@ _NORM_LEAVES = {
     "running_var": ("batch_stats", "var"),
 }
 _DROPPED_SUFFIXES = ("num_batches_tracked",)
+MAX_LISTED = 20  # problems listed one a line; the rest are counted
 
 
 class PortingError(ValueError):
@@ -95,7 +96,9 @@ def torch_to_flax(
     """
     expected_flat = _flatten(expected)
     planned: dict[tuple[str, ...], tuple[str, str, np.ndarray]] = {}
-    extra, misshaped = [], []
+    extra: list[str] = []
+    misshaped: list[str] = []
+    misshaped_paths = set()
     for torch_key, tensor in state_dict.items():
         if torch_key.endswith(_DROPPED_SUFFIXES):
             continue
@@ -106,38 +109,65 @@ def torch_to_flax(
         module_path = tuple(p for p in module.split(".") if p)
         path, kind = plan_leaf(module_path, leaf, array.ndim, expected_flat)
         if path not in expected_flat:
-            extra.append(f"{torch_key} (-> {_fmt(path)})")
+            extra.append(f"{torch_key} {tuple(array.shape)} would become {_fmt(path)}, which {model_name!r} does not have")
             continue
         want = tuple(expected_flat[path].shape)
         got = TRANSFORMS[kind](array).shape
         if got != want:
             misshaped.append(
-                f"{torch_key}: torch shape {tuple(array.shape)} becomes {got}, "
-                f"but {_fmt(path)} expects {want}"
+                f"{torch_key}: expected shape {_torch_shape(want, kind)}, found {tuple(array.shape)} "
+                f"(Flax {_fmt(path)} expects {want}, the tensor would give {got})"
             )
+            misshaped_paths.add(path)
             continue
         planned[path] = (torch_key, kind, array)
-    missing = [_fmt(p) for p in expected_flat if p not in planned]
-
-    problems = len(extra) + len(misshaped) + len(missing)
-    if problems:
-        matched = len(planned)
-        if matched < len(expected_flat) / 2:
-            raise PortingError(
-                f"this state_dict is not a {model_name!r} model: only {matched} of {len(expected_flat)} "
-                f"weights fit (first unknown keys: {', '.join(extra[:3]) or 'none'})"
-            )
-        lines = [f"cannot port state_dict to {model_name!r}: {problems} problem(s)"]
-        lines += [f"  missing in state_dict: {m}" for m in missing]
-        lines += [f"  extra in state_dict: {e}" for e in extra]
-        lines += [f"  wrong shape: {s}" for s in misshaped]
-        raise PortingError("\n".join(lines))
+    missing = [p for p in expected_flat if p not in planned and p not in misshaped_paths]
+    if extra or misshaped or missing:
+        num_tensors = sum(not key.endswith(_DROPPED_SUFFIXES) for key in state_dict)
+        raise PortingError(_problems_message(model_name, num_tensors, expected_flat, planned, extra, misshaped, missing))
 
     flat = {
         path: TRANSFORMS[kind](array).astype(expected_flat[path].dtype, copy=True)
         for path, (_, kind, array) in planned.items()
     }
     return _unflatten(flat)
+
+
+def _torch_shape(flax_shape: tuple[int, ...], kind: str) -> tuple[int, ...]:
+    """The torch shape that `TRANSFORMS[kind]` turns into `flax_shape` (transforms permute axes)."""
+    probe = (2, 3, 5, 7, 11, 13)[: len(flax_shape)]  # distinct sizes reveal the permutation
+    moved = TRANSFORMS[kind](np.empty(probe, np.float32)).shape
+    if sorted(moved) != sorted(probe):
+        return flax_shape
+    return tuple(flax_shape[moved.index(size)] for size in probe)
+
+
+def _problems_message(
+    model_name: str,
+    num_tensors: int,
+    expected: Mapping[tuple[str, ...], Any],
+    planned: Mapping[tuple[str, ...], Any],
+    extra: list[str],
+    misshaped: list[str],
+    missing: list[tuple[str, ...]],
+) -> str:
+    """What is wrong with a state_dict, one problem a line; a different model said as such."""
+    missing_lines = [f"{_fmt(p)}: expected shape {tuple(expected[p].shape)}, no tensor in the state_dict gives it" for p in missing]
+    if len(planned) < len(expected) / 2:
+        examples = "; ".join((misshaped + extra + missing_lines)[:3])
+        return (
+            f"this state_dict is not a {model_name!r} model: its {num_tensors} tensors fill only {len(planned)} "
+            f"of the {len(expected)} weights of {model_name!r} ({len(extra)} unknown, {len(misshaped)} of the wrong "
+            f"shape, {len(missing)} missing), e.g. {examples}. Use weights saved from {model_name!r}, or port to the "
+            "model they were saved from"
+        )
+    lines = [f"cannot port state_dict to {model_name!r}: {len(extra) + len(misshaped) + len(missing)} problem(s)"]
+    problems = [f"  missing: {m}" for m in missing_lines] + [f"  unexpected: {e}" for e in extra]
+    problems += [f"  wrong shape: {w}" for w in misshaped]
+    lines += problems[:MAX_LISTED]
+    if len(problems) > MAX_LISTED:
+        lines.append(f"  ... and {len(problems) - MAX_LISTED} more")
+    return "\n".join(lines)
 
 
 def _to_numpy(tensor: Any) -> np.ndarray:
