@@ -43,9 +43,9 @@ def build_torch_model(spec: ModelSpec) -> nn.Module:
 
 
 def weights_search_paths(spec: ModelSpec, weights: str | os.PathLike | None = None) -> list[Path]:
-    """Where pretrained weights for `spec` are looked for, in order."""
+    """Where pretrained weights for `spec` are looked for, in order: `weights`, else the folders."""
     if weights is not None:
-        return [Path(weights)]
+        return [Path(weights)]  # any registered model, tiny test variants included
     file_name = torchvision_weights_file_name(spec)
     paths = []
     if os.environ.get(WEIGHTS_ENV):
@@ -57,7 +57,10 @@ def weights_search_paths(spec: ModelSpec, weights: str | os.PathLike | None = No
 def torchvision_weights_file_name(spec: ModelSpec) -> str:
     """The file name torchvision's download would give `spec`'s pretrained weights."""
     if spec.torchvision_weights is None:
-        raise WeightsNotFoundError(f"model {spec.name!r} has no pretrained weights; use pretrained=False")
+        raise WeightsNotFoundError(
+            f"model {spec.name!r} has no torchvision weights to look for; pass a weights file "
+            "(weights=PATH, --weights PATH) or use pretrained=False"
+        )
     import torchvision.models as tvm
 
     enum_name, member = spec.torchvision_weights.split(".")
@@ -65,20 +68,49 @@ def torchvision_weights_file_name(spec: ModelSpec) -> str:
     return url.rsplit("/", 1)[-1]
 
 
+class WeightsMismatchError(ValueError):
+    """A weights file that is not `spec`'s state_dict; the message names the file and the keys."""
+
+
 def load_pretrained(model: nn.Module, spec: ModelSpec, weights: str | os.PathLike | None = None) -> Path:
     """Load `spec`'s torchvision weights into `model` from a local file; never downloads."""
     candidates = weights_search_paths(spec, weights)
     for path in candidates:
         if path.is_file():
-            state_dict = torch.load(path, map_location="cpu", weights_only=True)
-            model.load_state_dict(state_dict)
+            model.load_state_dict(_read_state_dict(path, spec, model))
             return path
+    if weights is not None:
+        raise WeightsNotFoundError(f"no weights file for {spec.name!r}: {candidates[0]} does not exist")
     looked = ", ".join(str(p) for p in candidates)
-    name = candidates[-1].name
+    folders = " or ".join(str(p.parent) for p in candidates)
     raise WeightsNotFoundError(
-        f"no weights file for {spec.name!r}: looked in {looked}; put {name} in one of them, "
-        f"set {WEIGHTS_ENV}, or pass --weights PATH"
+        f"no weights file for {spec.name!r}: looked for {looked}; put {candidates[-1].name} in {folders} "
+        f"(${WEIGHTS_ENV} is searched first), or pass --weights PATH"
     )
+
+
+def _read_state_dict(path: Path, spec: ModelSpec, model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state_dict in `path`, checked against `model`'s key by key and shape by shape."""
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle, zip and weights_only errors alike
+        raise WeightsMismatchError(f"weights file {path} is not a torch state_dict: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(state_dict, dict):
+        raise WeightsMismatchError(f"weights file {path} holds a {type(state_dict).__name__}, not a state_dict")
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    misshaped = [
+        f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items() if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or misshaped:
+        raise WeightsMismatchError(
+            f"weights file {path} is not a {spec.name!r} state_dict: {len(missing)} keys missing "
+            f"(e.g. {', '.join(missing[:3]) or '-'}), {len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3]) or '-'}), "
+            f"{len(misshaped)} of another shape (e.g. {', '.join(misshaped[:3]) or '-'})"
+        )
+    return state_dict
 
 
 def make_torch_preprocess(spec: ModelSpec) -> Callable:
