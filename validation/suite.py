@@ -32,12 +32,21 @@ class PortedPair:
 
 
 def random_torch_model(name: str, seed: int = SEED) -> Any:
-    """torchvision's `name` with random weights everywhere and BatchNorm statistics measured on data."""
+    """torchvision's `name` with random weights everywhere, fitted to parity-like images."""
     from models import get_torch_model
+
+    torch_model, _, _, _ = get_torch_model(name)
+    return randomize_and_fit(torch_model, get_spec(name), seed)
+
+
+def randomize_and_fit(torch_model: Any, spec: ModelSpec, seed: int = SEED) -> Any:
+    """`torch_model` with random weights everywhere, its norms and head fitted to parity-like images, in place.
+
+    torchvision's init zeroes biases, norm statistics, ViT's class token and head, which
+    would let a broken port pass; fitting keeps the random model's activations O(1).
+    """
     from models.torch_models import calibrate_to_data, make_torch_preprocess, randomize_weights
 
-    spec = get_spec(name)
-    torch_model, _, _, _ = get_torch_model(name)
     randomize_weights(torch_model, seed)
     # Fitted to images like the ones parity feeds, from another draw.
     images = parity_images(CALIBRATION_BATCH, spec.input_size, spec.input_size, seed + 1)
