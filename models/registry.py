@@ -21,22 +21,33 @@ class UnknownModelError(KeyError):
 class Tolerance:
     """How close the Flax port must be to torch for one dtype.
 
-    `max_abs` bounds the element-wise logits error (None: no element-wise bound);
-    `min_cosine` and `min_top1` bound cosine similarity and top-1 agreement of the batch.
+    `max_abs` bounds the element-wise logits error (None: no element-wise bound) and
+    `max_rel` that error over the largest |logit|; `min_cosine` and `min_top1` bound cosine
+    similarity and top-1 agreement of the batch. A top-1 flip between two classes whose
+    torch logits differ by at most `top1_tie_rel` x the largest |logit| is a tie the dtype
+    cannot resolve, and counts as agreement.
     """
 
     max_abs: float | None = None
     max_rel: float | None = None
     min_cosine: float | None = None
     min_top1: float | None = None
+    top1_tie_rel: float = 0.0
 
 
 # float32 with TF32 off on both sides: the element-wise bound of the issue (1e-4 on logits).
+# Measured on random weights: <= 1e-5 on CPU and on an H200 (validation/, tools/parity_table.py).
 EXACT_F32 = Tolerance(max_abs=1e-4, min_cosine=0.99999, min_top1=1.0)
-# float32 at each framework's default GPU precision (TF32 allowed): relative error and top-1.
-DEFAULT_PRECISION_F32 = Tolerance(max_rel=5e-2, min_cosine=0.999, min_top1=0.9)
+# float32 with TF32 allowed (JAX's GPU default, benchmarks' --tf32): relative error and top-1.
+# Measured max_rel <= 8.1e-4 on an H200; TF32 keeps 10 mantissa bits (2^-11 ~ 5e-4 per
+# rounding), so flips between classes within 0.5% of the scale are ties.
+DEFAULT_PRECISION_F32 = Tolerance(max_rel=1e-2, min_cosine=0.999, min_top1=0.9, top1_tie_rel=5e-3)
 # Half precision: no element-wise bound, the two outputs must agree in direction and top-1.
-HALF = Tolerance(min_cosine=0.99, min_top1=0.9)
+# bfloat16 keeps 7 mantissa bits (2^-8 ~ 4e-3 per rounding): logits measured <= 2.3e-2 of
+# the scale apart, so flips between classes within 2% of the scale are ties. On random
+# weights such near-ties happen: resnet_tiny on an H200 flipped 2 of 10 images whose
+# top two logits were 0.008 apart (scale 4).
+HALF = Tolerance(min_cosine=0.99, min_top1=0.9, top1_tie_rel=2e-2)
 
 DEFAULT_TOLERANCES: Mapping[str, Tolerance] = MappingProxyType(
     {

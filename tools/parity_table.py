@@ -19,7 +19,7 @@ from models.registry import list_models  # noqa: E402
 from validation.suite import DTYPES, batch_size, check, cuda_unavailable_reason, random_pair  # noqa: E402
 
 HEADER = ("model", "dtype", "device", "precision", "batch", "max abs", "max rel", "max logit", "cosine",
-          "top-1 agree", "top-1 margin", "status")
+          "top-1 agree", "top-1 strict", "top-1 margin", "status")
 
 
 def rows(models: list[str], devices: list[str]) -> list[tuple[str, ...]]:
@@ -37,7 +37,7 @@ def rows(models: list[str], devices: list[str]) -> list[tuple[str, ...]]:
                 out.append((
                     name, dtype, device, precision if dtype == "float32" else "-", str(batch_size(pair.spec, dtype, device)),
                     f"{r.max_abs:.2e}", f"{r.max_rel:.2e}", f"{r.logit_scale:.3g}", f"{r.cosine:.7f}",
-                    f"{r.top1_agreement:.0%}", f"{r.top1_margin:.3g}", status,
+                    f"{r.top1_agreement:.0%}", f"{r.top1_strict:.0%}", f"{r.top1_margin:.3g}", status,
                 ))
                 print(f"measured {name} {dtype} {device} {precision}", file=sys.stderr, flush=True)
     return out

@@ -45,6 +45,7 @@ def test_spec_declares_each_tier_bound(model: str) -> None:
     spec = get_spec(model)
     exact = spec.tolerance("float32")
     assert exact.max_abs is not None and exact.max_abs <= 1e-4, "float32 must be bounded element-wise at 1e-4"
+    assert exact.top1_tie_rel == 0.0, "float32 resolves every top-1 that matters"
     default = spec.tolerance("float32", default_precision=True)
     assert default.max_rel is not None and default.min_top1 is not None
     for half in ("bfloat16", "float16"):
@@ -52,3 +53,4 @@ def test_spec_declares_each_tier_bound(model: str) -> None:
         assert tolerance.max_abs is None, "half precision has no element-wise bound"
         assert tolerance.min_cosine is not None and tolerance.min_cosine >= 0.99
         assert tolerance.min_top1 is not None and tolerance.min_top1 > 0
+        assert tolerance.top1_tie_rel <= 0.05, "a wide tie budget would excuse real disagreements"
