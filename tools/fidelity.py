@@ -39,6 +39,9 @@ def hand_loop(model: str, framework: str, device: str, batch: int, rounds: int, 
         import torch
 
         torch.set_num_threads(len(os.sched_getaffinity(0)))
+        # The harness's default: true float32 (no TF32) on GPU.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
         torch_model = torch_model.to(device)
         xt = torch.from_numpy(x).to(device)
 
@@ -54,6 +57,7 @@ def hand_loop(model: str, framework: str, device: str, batch: int, rounds: int, 
         dev = jax.devices("gpu" if device == "cuda" else "cpu")[0]
         variables = jax.device_put(variables, dev)
         xj = jax.device_put(np.transpose(x, (0, 2, 3, 1)), dev)  # (N, C, H, W) -> (N, H, W, C)
+        jax.config.update("jax_default_matmul_precision", "highest")  # the harness's default on GPU
         forward = jax.jit(apply_fn)
 
         def call() -> None:
