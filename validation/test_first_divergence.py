@@ -6,10 +6,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 
-from models.flax_models import FLAX_FAMILIES
+from models.flax_models import FLAX_FAMILIES, build_flax_module, make_flax_preprocess
+from models.torch_models import make_torch_preprocess
 from validation import layers
 from validation.compare import FLOAT32_LAYER_THRESHOLD, parity_images
+from validation.precision import float32_precision
 from validation.suite import PortedPair, check
 
 # (model, Flax parameter path to corrupt, the torch module that must be named)
@@ -51,16 +54,12 @@ def test_corrupted_weight_is_named_as_first_diverging_layer(model: str, path, to
 def test_every_torch_layer_with_weights_has_a_flax_twin_within_noise(model: str, ported) -> None:
     # Pairing by TORCH_RENAMES and the NHWC -> NCHW layout must match every conv, norm and
     # linear layer; an unpaired or mis-laid-out layer would hide where a port breaks.
-    import torch
-
     pair = ported(model)
     images = parity_images(2, pair.spec.input_size, pair.spec.input_size)
-    from models.flax_models import build_flax_module, make_flax_preprocess
-    from models.torch_models import make_torch_preprocess
-
     module = build_flax_module(pair.spec)
     torch_outputs = layers.torch_layer_outputs(pair.torch_model, make_torch_preprocess(pair.spec)(images))
-    flax_outputs = layers.flax_layer_outputs(module.apply, pair.variables, make_flax_preprocess(pair.spec)(images))
+    with float32_precision("highest"):  # JAX on a GPU would otherwise use TF32
+        flax_outputs = layers.flax_layer_outputs(module.apply, pair.variables, make_flax_preprocess(pair.spec)(images))
     errors = layers.layer_errors(torch_outputs, flax_outputs, FLAX_FAMILIES[pair.spec.family][1])
     paired = {e.torch_name for e in errors}
     weighted = {
