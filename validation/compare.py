@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from models.registry import Tolerance
 
-# Relative error (||flax - torch|| / ||torch||) above which one layer's output counts as
-# diverged under an element-wise float32 tier. A correct port's float32 rounding grows to
-# ~1.3e-5 by resnet50's last stage (measured, CPU); a tanh GELU gives ~2e-4 in the MLP.
+# Relative error of one layer's output (max |flax - torch| / max |torch|) above which it
+# counts as diverged, per tier. Worst layer of a correct port on random weights (CPU):
+# float32 6.6e-6, bfloat16 9.8e-2 (both resnet50's last stage). First wrong layer of the
+# planted bugs in tests/test_wrong_port.py: a dropped class token 0.44 in bfloat16, a
+# transposed kernel 1.4; a tanh GELU stays above the float32 threshold.
 FLOAT32_LAYER_THRESHOLD = 5e-5
-
+HALF_LAYER_THRESHOLD = 0.25
 
 @dataclasses.dataclass
 class ParityResult:
@@ -72,8 +73,7 @@ def layer_threshold(tolerance: Tolerance) -> float:
         return FLOAT32_LAYER_THRESHOLD
     if tolerance.max_rel is not None:
         return tolerance.max_rel
-    # A relative error e leaves cosine ~ 1 - e^2 / 2, so this is where cosine hits its bound.
-    return math.sqrt(2 * (1 - (tolerance.min_cosine if tolerance.min_cosine is not None else 0.99)))
+    return HALF_LAYER_THRESHOLD
 
 
 def compare_logits(model: str, expected: np.ndarray, actual: np.ndarray, tolerance: Tolerance) -> ParityResult:

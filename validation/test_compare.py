@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
 from models.registry import Tolerance
-from validation.compare import FLOAT32_LAYER_THRESHOLD, compare_logits, layer_threshold
+from validation.compare import FLOAT32_LAYER_THRESHOLD, HALF_LAYER_THRESHOLD, compare_logits, layer_threshold
 
 LOGITS = np.array([[4.0, 1.0, -2.0, 0.5], [0.0, 3.0, 2.0, -1.0]])
 
@@ -56,7 +54,7 @@ def test_top1_flip_is_excused_only_within_the_tie_budget() -> None:
 def test_layer_threshold_follows_the_tier() -> None:
     assert layer_threshold(Tolerance(max_abs=1e-4)) == FLOAT32_LAYER_THRESHOLD
     assert layer_threshold(Tolerance(max_rel=1e-2)) == 1e-2
-    assert layer_threshold(Tolerance(min_cosine=0.99)) == pytest.approx(math.sqrt(0.02))
+    assert layer_threshold(Tolerance(min_cosine=0.99)) == HALF_LAYER_THRESHOLD
 
 
 def test_shape_mismatch_is_an_error_not_a_verdict() -> None:
