@@ -128,15 +128,13 @@ def _validate(config: pytest.Config) -> MatrixOptions:
         if len(models) != 1:
             raise pytest.UsageError(f"--weights: one file fits one model, but {len(models)} are selected; add --model NAME")
     if config.getoption("pretrained") and weights is None:
-        from models.torch_models import weights_search_paths
+        from models.torch_models import WeightsNotFoundError, find_weights_file
 
         for name in models:
-            paths = weights_search_paths(get_spec(name))
-            if not any(p.is_file() for p in paths):
-                raise pytest.UsageError(
-                    f"--pretrained: no weights file for {name!r}; looked in {', '.join(map(str, paths))}; "
-                    f"put {paths[-1].name} there or pass --weights PATH"
-                )
+            try:
+                find_weights_file(get_spec(name))
+            except WeightsNotFoundError as exc:
+                raise pytest.UsageError(f"--pretrained: {exc}") from None
     return options
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import functools
 import time
 
@@ -110,6 +111,9 @@ def build_workload(combo: Combination, options: BuildOptions) -> Workload:
 
     def reset_memory() -> None:
         if combo.device == "cuda":
+            # Return the cache earlier workloads left, so the reserved peak is this one's.
+            gc.collect()
+            torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
 
     def memory() -> dict[str, float]:

@@ -72,12 +72,11 @@ class WeightsMismatchError(ValueError):
     """A weights file that is not `spec`'s state_dict; the message names the file and the keys."""
 
 
-def load_pretrained(model: nn.Module, spec: ModelSpec, weights: str | os.PathLike | None = None) -> Path:
-    """Load `spec`'s torchvision weights into `model` from a local file; never downloads."""
+def find_weights_file(spec: ModelSpec, weights: str | os.PathLike | None = None) -> Path:
+    """The local weights file for `spec`, or WeightsNotFoundError saying where to put it."""
     candidates = weights_search_paths(spec, weights)
     for path in candidates:
         if path.is_file():
-            model.load_state_dict(_read_state_dict(path, spec, model))
             return path
     if weights is not None:
         raise WeightsNotFoundError(f"no weights file for {spec.name!r}: {candidates[0]} does not exist")
@@ -87,6 +86,13 @@ def load_pretrained(model: nn.Module, spec: ModelSpec, weights: str | os.PathLik
         f"no weights file for {spec.name!r}: looked for {looked}; put {candidates[-1].name} in {folders} "
         f"(${WEIGHTS_ENV} is searched first), or pass --weights PATH"
     )
+
+
+def load_pretrained(model: nn.Module, spec: ModelSpec, weights: str | os.PathLike | None = None) -> Path:
+    """Load `spec`'s torchvision weights into `model` from a local file; never downloads."""
+    path = find_weights_file(spec, weights)
+    model.load_state_dict(_read_state_dict(path, spec, model))
+    return path
 
 
 def _read_state_dict(path: Path, spec: ModelSpec, model: nn.Module) -> dict[str, torch.Tensor]:

@@ -1,5 +1,6 @@
 """The matrix options: defaults, ids, and one clear line with exit code 4 for bad input."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 USAGE_ERROR = 4  # pytest.ExitCode.USAGE_ERROR
 
 
-def run_pytest(*args: str) -> subprocess.CompletedProcess:
+def run_pytest(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pytest", "benchmarks", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})},
     )
 
 
@@ -33,6 +34,7 @@ def run_pytest(*args: str) -> subprocess.CompletedProcess:
         (["--warmup", "-1"], "--warmup: must be >= 0, got -1"),
         (["--threads", "0"], "--threads: must be >= 1, got 0"),
         (["--weights", "/nonexistent/resnet50.pth", "--model", "resnet50"], "--weights: no such file '/nonexistent/resnet50.pth'"),
+        (["--pretrained", "--model", "resnet_tiny"], "--pretrained: model 'resnet_tiny' has no torchvision weights"),
     ],
 )
 def test_bad_option_is_one_line_and_exit_code_4(args, expected):
@@ -42,6 +44,16 @@ def test_bad_option_is_one_line_and_exit_code_4(args, expected):
     assert len(error_lines) == 1, result.stderr
     assert error_lines[0].startswith("ERROR: ") and expected in error_lines[0]
     assert "collected" not in result.stdout  # stopped before anything was built
+
+
+def test_pretrained_without_a_weights_file_names_where_it_looked(tmp_path):
+    env = {"TORCH_HOME": str(tmp_path / "torch"), "VISIONBENCH_WEIGHTS_DIR": str(tmp_path / "weights")}
+    result = run_pytest("--pretrained", "--model", "resnet50", env=env)
+    assert result.returncode == USAGE_ERROR
+    (line,) = [line for line in result.stderr.splitlines() if line.strip()]
+    assert line.startswith("ERROR: --pretrained: no weights file for 'resnet50'")
+    assert str(tmp_path / "weights") in line and str(tmp_path / "torch") in line
+    assert "resnet50-0676ba61.pth" in line  # the file torchvision's download would have written
 
 
 def test_unknown_model_lists_known_names_including_test_only():

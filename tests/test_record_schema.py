@@ -121,7 +121,10 @@ def test_model_facts_and_parity(run):
         else:
             assert rec["input_shape"] == [rec["batch_size"], spec.input_size, spec.input_size, 3]
             assert rec["parity"]["status"] == "passed" and rec["parity"]["max_abs"] <= 1e-4
-            assert rec["compile_ms"] > 0 and rec["flops_source"] == "xla.cost_analysis"
+            assert rec["compile_ms"] > 0 and rec["flops_source"] == "xla.cost_analysis(lowered)"
+            # XLA counts elementwise work too, torch only matmuls and convs: close, not equal.
+            # A count that misses the convolutions (XLA's compiled figure on GPU) is 100x off.
+            assert 0.7 < rec["flops"] / (2 * spec.macs * rec["batch_size"]) < 1.3
         assert rec["versions"]["python"] and rec["versions"][rec["framework"]]
 
 
