@@ -32,7 +32,7 @@ def _check(model: str, dtype: str, device: str, options: BuildOptions) -> dict[s
         # statistics, class token); the check runs the same architecture and porting on random ones.
         reference = suite.randomize_and_fit(copy.deepcopy(reference), spec, options.seed)
     pair = suite.port(model, reference)
-    gate = "default" if getattr(options, "tf32", False) else "highest"
+    gate = "default" if options.tf32 else "highest"
     batch = suite.batch_size(spec, dtype, device)
     result = suite.check(pair, dtype, device, gate, batch=batch, seed=options.seed)
     record = {
