@@ -151,7 +151,7 @@ def throughput_ratio(comparison: pd.DataFrame) -> Figure:
     ax.text(0.01, 0.98, "above 1: PyTorch faster", transform=ax.transAxes, va="top", color=COLORS["torch"], fontsize="small")
     ax.text(0.01, 0.02, "below 1: JAX faster", transform=ax.transAxes, va="bottom", color=COLORS["jax"], fontsize="small")
     ax.grid(True, axis="y", alpha=0.3)
-    ax.set_title("Throughput ratio torch / JAX (only where the JAX port's parity passed)")
+    ax.set_title("Throughput ratio torch / JAX\n(only where the JAX port's parity passed)")
     return fig
 
 
