@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from reports.load import Run
-from reports.schema import PEAK_MEMORY_FIELDS
+from reports.schema import PEAK_MEMORY_FIELDS, XLA_PROGRAM_FIELDS
 
 # The exported columns, in this order, one row per record (the CSV contract of issue 4).
 # `device` is the hardware's name ("NVIDIA H100 80GB HBM3", "AMD EPYC") and
@@ -28,7 +28,15 @@ COMBINATION = ("machine", "model", "device_type", "batch_size", "dtype", "mode")
 
 
 def peak_memory_mb(record: dict[str, Any]) -> float | None:
-    """The record's peak memory in MiB: the device's own peak if measured, else the process's."""
+    """The record's peak memory in MiB: the device's own peak if measured, else the process's.
+
+    On an accelerator a JAX record's figure is its compiled program's buffers (weights,
+    input, output, scratch: XLA's memory_analysis), the counterpart of torch's allocated
+    peak; JAX's `memory_stats` peak covers the whole process and so every earlier benchmark.
+    """
+    program = [record.get(f) for f in XLA_PROGRAM_FIELDS]
+    if record.get("device") != "cpu" and all(v is not None for v in program):
+        return float(sum(program))
     for field in PEAK_MEMORY_FIELDS:
         if record.get(field) is not None:
             return float(record[field])

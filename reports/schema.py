@@ -86,6 +86,9 @@ SPREAD_FIELDS = ("latency_std_ms", "latency_cv")
 # The peak-memory figure a report shows, first present wins: the accelerator's own peak,
 # else the process's peak resident set (CPU runs).
 PEAK_MEMORY_FIELDS = ("torch_cuda_allocated_peak_mb", "jax_device_peak_mb", "rss_peak_mb")
+# A JAX program's own buffers (XLA memory_analysis); on an accelerator their sum is shown
+# before jax_device_peak_mb, which is a process-lifetime peak.
+XLA_PROGRAM_FIELDS = ("xla_argument_mb", "xla_output_mb", "xla_temp_mb")
 
 # Identity of a record: one per combination.
 KEY_FIELDS = ("model", "framework", "device", "batch_size", "dtype", "mode")

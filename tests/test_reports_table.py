@@ -138,3 +138,13 @@ def test_out_writes_the_table_to_a_file(tmp_path, capsys, run_doc):
     assert main(["table", str(write(tmp_path, run_doc)), "--out", str(out)]) == 0
     assert capsys.readouterr().out == ""
     assert out.read_text().startswith("| model | device | bs |")
+
+
+def test_gpu_jax_memory_is_the_programs_buffers_not_the_process_peak():
+    from reports.frame import peak_memory_mb
+
+    record = {"device": "cuda", "xla_argument_mb": 100.0, "xla_output_mb": 1.0, "xla_temp_mb": 20.0,
+              "jax_device_peak_mb": 932.0, "rss_peak_mb": 5000.0}
+    assert peak_memory_mb(record) == 121.0
+    assert peak_memory_mb({**record, "device": "cpu"}) == 932.0  # CPU: no per-program figure for torch to match
+    assert peak_memory_mb({"device": "cuda", "torch_cuda_allocated_peak_mb": 141.0, "rss_peak_mb": 5000.0}) == 141.0
