@@ -22,6 +22,7 @@ DEFAULT_MODELS = ("resnet50", "vit_b_16")
 DEFAULT_BATCH_SIZES = (1, 8)
 DEFAULT_DTYPES = ("float32",)
 VISIONBENCH_JSON_KEY = "visionbench"
+_run_key = pytest.StashKey[Any]()  # the session's BenchRun, once a benchmark asked for it
 
 
 def _whole_number(option: str, text: str, minimum: int) -> int:
@@ -116,8 +117,11 @@ def parse_options(config: pytest.Config) -> MatrixOptions:
     )
 
 
-def _validate(config: pytest.Config) -> MatrixOptions:
-    options = parse_options(config)
+_options_key = pytest.StashKey[MatrixOptions]()
+
+
+def _check_environment(config: pytest.Config, options: MatrixOptions) -> None:
+    """The checks that look at this machine: the device and weights files."""
     models = options.models
     if options.device == "cuda" and not _cuda_visible():
         raise pytest.UsageError("--device cuda: no CUDA device is visible to torch or jax here; use --device cpu or auto")
@@ -135,25 +139,22 @@ def _validate(config: pytest.Config) -> MatrixOptions:
                 find_weights_file(get_spec(name))
             except WeightsNotFoundError as exc:
                 raise pytest.UsageError(f"--pretrained: {exc}") from None
-    return options
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    options = _validate(config)
+    options = parse_options(config)  # imports neither framework
+    # Both settings below must precede JAX's start, which the device check may trigger.
     # torch and JAX share the GPU in one process: JAX must not grab 75% of it up front.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    config.stash[_options_key] = options
-    threads = options.threads
     cores = sorted(os.sched_getaffinity(0))
-    if threads is not None and threads < len(cores):
+    if options.threads is not None and options.threads < len(cores):
         # XLA:CPU sizes its pool by the cores this process may use, so restricting the
-        # affinity (before jax starts) is what gives both frameworks the same cores.
-        os.sched_setaffinity(0, cores[:threads])
-    config.stash[_run_key] = None
+        # affinity is what gives both frameworks the same cores.
+        os.sched_setaffinity(0, cores[:options.threads])
+    _check_environment(config, options)
+    config.stash[_options_key] = options
 
 
-_run_key = pytest.StashKey[Any]()
-_options_key = pytest.StashKey[MatrixOptions]()
 
 
 def resolve_device(device: str) -> str:

@@ -1,5 +1,6 @@
 """The matrix options: defaults, ids, and one clear line with exit code 4 for bad input."""
 
+import json
 import os
 import subprocess
 import sys
@@ -97,3 +98,16 @@ def test_model_all_expands_to_every_non_test_model():
     result = run_pytest("--model", "all", "--framework", "torch", "--batch-sizes", "1")
     models = {line.split("[", 1)[1].split("-")[0] for line in result.stdout.splitlines() if "test_forward[" in line}
     assert models == set(list_models()) and "resnet_tiny" not in models
+
+
+def test_threads_option_limits_both_frameworks_and_is_recorded(tmp_path):
+    out = tmp_path / "run.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks", "-q", "-p", "no:cacheprovider", "--no-parity",
+         "--model", "vit_tiny", "--batch-sizes", "1", "--rounds", "3", "--threads", "1", f"--benchmark-json={out}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:]
+    data = json.loads(out.read_text())
+    assert {(b["extra_info"]["framework"], b["extra_info"]["threads"]) for b in data["benchmarks"]} == {("torch", 1), ("jax", 1)}
+    assert data["machine_info"]["visionbench"]["cpu_affinity"] == 1
