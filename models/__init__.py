@@ -9,17 +9,31 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from models.registry import ModelSpec, Tolerance, UnknownModelError, get_spec, list_models
+from models.registry import (
+    Family,
+    ModelSpec,
+    Tolerance,
+    UnknownModelError,
+    get_family,
+    get_spec,
+    list_families,
+    list_models,
+    select_models,
+)
 
 __all__ = [
+    "Family",
     "ModelSpec",
     "Tolerance",
     "UnknownModelError",
     "get_flax_model",
     "get_model_info",
     "get_spec",
+    "get_family",
     "get_torch_model",
+    "list_families",
     "list_models",
+    "select_models",
 ]
 
 
@@ -39,27 +53,44 @@ def get_model_info(name: str) -> dict[str, Any]:
         "std": spec.std,
         "config": dict(spec.config),
         "torchvision_weights": spec.torchvision_weights,
+        "description": get_family(spec.family).description,
     }
 
 
 def get_torch_model(
-    name: str, pretrained: bool = False, device: str | None = None, weights: str | os.PathLike | None = None
+    name: str,
+    pretrained: bool = False,
+    device: str | None = None,
+    weights: str | os.PathLike | None = None,
+    input_size: int | None = None,
 ) -> tuple[Any, Any, tuple[int, int, int], dict[str, Any]]:
-    """`(model, preprocess, input_shape, metadata)` for torchvision's `name`, in eval mode.
+    """`(model, preprocess, input_shape, metadata)` for the torch `name`, in eval mode.
 
-    `pretrained=True` loads torchvision's weights from a local file (`weights`, then
+    `pretrained=True` loads the published weights from a local file (`weights`, then
     $VISIONBENCH_WEIGHTS_DIR, then torch's hub cache); nothing is downloaded.
+    `input_size` builds the model for square images of that size (default: the spec's).
     """
     from models import torch_models
 
     spec = get_spec(name)
-    model = torch_models.build_torch_model(spec)
+    size = input_size or spec.input_size
+    check_input_size(spec, size)
+    model = torch_models.build_torch_model(spec, size)
     metadata = get_model_info(name)
+    metadata["input_size"] = size
+    metadata["input_shape"] = (3, size, size)
     if pretrained:
         metadata["weights_file"] = str(torch_models.load_pretrained(model, spec, weights))
     if device is not None:
         model = model.to(device)
-    return model, torch_models.make_torch_preprocess(spec), spec.input_shape, metadata
+    return model, torch_models.make_torch_preprocess(spec), (3, size, size), metadata
+
+
+def check_input_size(spec: ModelSpec, input_size: int) -> None:
+    """Raise ValueError with the family's reason when `spec` cannot take square images of `input_size`."""
+    reason = get_family(spec.family).size_reason(spec, input_size)
+    if reason:
+        raise ValueError(reason)
 
 
 def get_flax_model(
@@ -84,7 +115,8 @@ def get_flax_model(
 
     spec = get_spec(name)
     shape = tuple(input_shape) if input_shape is not None else (1, spec.input_size, spec.input_size, 3)
-    module = flax_models.build_flax_module(spec, dtype or jnp.float32, num_classes)
+    check_input_size(spec, shape[1])
+    module = flax_models.build_flax_module(spec, dtype or jnp.float32, num_classes, input_size=shape[1])
     if torch_model is not None:
         variables = flax_models.port_torch_model(spec, module, torch_model, shape)
     else:

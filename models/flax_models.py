@@ -1,7 +1,9 @@
-"""Flax module construction per family, and variables built by porting or under `jax.jit`."""
+"""Flax module construction from a family record, and variables built by porting or under `jax.jit`."""
 
 from __future__ import annotations
 
+import functools
+from importlib import import_module
 from typing import Any, Callable
 
 import jax
@@ -9,25 +11,27 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
-from models import flax_resnet, flax_vit
 from models.porting import torch_to_flax
-from models.registry import ModelSpec
-
-# family -> (Flax module class, torch->Flax module renames). Every family exposes the same
-# names, so code above this table never branches on the family.
-FLAX_FAMILIES: dict[str, tuple[type[nn.Module], list[tuple[str, str]]]] = {
-    "resnet": (flax_resnet.ResNet, flax_resnet.TORCH_RENAMES),
-    "vit": (flax_vit.VisionTransformer, flax_vit.TORCH_RENAMES),
-}
+from models.registry import ModelSpec, get_family
 
 
-def build_flax_module(spec: ModelSpec, dtype: Any = jnp.float32, num_classes: int | None = None, train: bool = False) -> nn.Module:
-    """The Flax module for `spec`, computing in `dtype`."""
-    module_cls, _ = FLAX_FAMILIES[spec.family]
-    kwargs = dict(spec.config)
-    if spec.family == "vit":
-        kwargs["image_size"] = spec.input_size
-    return module_cls(num_classes=num_classes or spec.num_classes, dtype=dtype, train=train, **kwargs)
+@functools.lru_cache(maxsize=None)
+def flax_module_class(family_name: str) -> type[nn.Module]:
+    """The Flax module class a family names as "module:Class"."""
+    module_name, _, class_name = get_family(family_name).flax_module.partition(":")
+    return getattr(import_module(module_name), class_name)
+
+
+def build_flax_module(spec: ModelSpec, dtype: Any = jnp.float32, num_classes: int | None = None,
+                      input_size: int | None = None) -> nn.Module:
+    """The Flax module for `spec` at `input_size` (default: the spec's), computing in `dtype`.
+
+    `train` is an argument of the module's `__call__` (BatchNorm statistics, dropout), as
+    in Flax's own examples: `module.apply(variables, x, train=False)`.
+    """
+    family = get_family(spec.family)
+    kwargs = family.flax_kwargs(spec, input_size or spec.input_size)
+    return flax_module_class(spec.family)(num_classes=num_classes or spec.num_classes, dtype=dtype, **kwargs)
 
 
 def abstract_variables(module: nn.Module, input_shape_nhwc: tuple[int, ...]) -> Any:
@@ -44,9 +48,8 @@ def init_variables(module: nn.Module, input_shape_nhwc: tuple[int, ...], rng_key
 
 def port_torch_model(spec: ModelSpec, module: nn.Module, torch_model: Any, input_shape_nhwc: tuple[int, ...]) -> Any:
     """Flax variables holding `torch_model`'s weights, checked key by key and shape by shape."""
-    _, renames = FLAX_FAMILIES[spec.family]
     expected = abstract_variables(module, input_shape_nhwc)
-    ported = torch_to_flax(torch_model.state_dict(), expected, renames, spec.name)
+    ported = torch_to_flax(torch_model.state_dict(), expected, get_family(spec.family), spec.name)
     return jax.tree_util.tree_map(jnp.asarray, ported)
 
 

@@ -88,10 +88,10 @@ class VisionTransformer(nn.Module):
     mlp_dim: int = 3072
     num_classes: int = 1000
     dtype: Dtype = jnp.float32
-    train: bool = False  # no dropout or norm statistics: accepted for a uniform signature
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+        # `train` changes nothing: torchvision's ViT has dropout 0 and no norm statistics.
         x = x.astype(self.dtype)
         p = self.patch_size
         x = nn.Conv(self.hidden_dim, (p, p), (p, p), padding="VALID", dtype=self.dtype, name="conv_proj")(x)
@@ -101,10 +101,3 @@ class VisionTransformer(nn.Module):
         x = jnp.concatenate([jnp.broadcast_to(cls.astype(self.dtype), (n, 1, d)), x], axis=1)  # class token first
         x = Encoder(h * w + 1, self.num_layers, self.num_heads, d, self.mlp_dim, self.dtype, name="encoder")(x)
         return nn.Dense(self.num_classes, dtype=self.dtype, name="heads_head")(x[:, 0])
-
-# torch module path -> Flax module path, applied in order by `models.porting.torch_to_flax`.
-TORCH_RENAMES = [
-    (r"^encoder\.layers\.", "encoder."),  # the blocks' nn.Sequential has no Flax twin
-    (r"mlp\.(\d)", r"mlp_\1"),  # mlp.0 -> mlp_0
-    (r"^heads\.head", "heads_head"),
-]

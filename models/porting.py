@@ -1,4 +1,4 @@
-"""torch `state_dict` -> Flax variables, over per-family module renames.
+"""torch `state_dict` -> Flax variables, over a family's port rules (renames, dropped keys, transforms).
 
 Every key and every shape is checked before anything is copied: a missing, extra or
 mis-shaped key is named with the shape expected and the shape found.
@@ -7,7 +7,7 @@ mis-shaped key is named with the shape expected and the shape found.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -17,6 +17,7 @@ TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "conv": lambda w: np.transpose(w, (2, 3, 1, 0)),  # (O, I, kH, kW) -> (kH, kW, I, O)
     "dense": lambda w: np.transpose(w, (1, 0)),  # (out, in) -> (in, out)
     "identity": lambda w: w,
+    "vector": lambda w: np.reshape(w, (-1,)),  # (C, 1, 1) -> (C,): a per-channel scale in NHWC
 }
 
 # Torch parameter suffix -> (collection, Flax leaf name) for norm layers.
@@ -26,7 +27,6 @@ _NORM_LEAVES = {
     "running_mean": ("batch_stats", "mean"),
     "running_var": ("batch_stats", "var"),
 }
-_DROPPED_SUFFIXES = ("num_batches_tracked",)
 MAX_LISTED = 20  # problems listed one a line; the rest are counted
 
 
@@ -82,32 +82,45 @@ def plan_leaf(
     return ("params", *module_path, leaf), "identity"  # free parameters: class_token, pos_embedding
 
 
+def torch_module_to_flax_path(name: str, renames: Sequence[tuple[str, str]]) -> tuple[str, ...]:
+    """The Flax module path of torch module `name` (`layer1.0.conv1` -> ('layer1_0', 'conv1'))."""
+    for pattern, replacement in renames:
+        name = re.sub(pattern, replacement, name)
+    return tuple(p for p in name.split(".") if p)
+
+
 def torch_to_flax(
     state_dict: Mapping[str, Any],
     expected: Mapping[str, Any],
-    renames: list[tuple[str, str]],
+    family: Any,
     model_name: str,
 ) -> dict[str, Any]:
     """Flax variables holding `state_dict`'s weights, shaped like `expected`.
 
     `expected` is the Flax variable tree (arrays or ShapeDtypeStructs, e.g. from
-    `jax.eval_shape`); `renames` are regex substitutions that turn a torch module path
-    into a Flax one (`layer1.0` -> `layer1_0`).
+    `jax.eval_shape`); `family` (a `models.registry.Family`) gives the port rules: regex
+    renames from a torch module path to a Flax one (`layer1.0` -> `layer1_0`), the keys
+    with no Flax twin, and transforms that override the one chosen by a tensor's kind.
     """
+    dropped = [re.compile(p) for p in family.dropped_keys]
+    overrides = [(re.compile(p), kind) for p, kind in family.leaf_transforms]
+
+    def is_dropped(key: str) -> bool:
+        return any(p.search(key) for p in dropped)
+
     expected_flat = _flatten(expected)
     planned: dict[tuple[str, ...], tuple[str, str, np.ndarray]] = {}
     extra: list[str] = []
     misshaped: list[str] = []
     misshaped_paths = set()
     for torch_key, tensor in state_dict.items():
-        if torch_key.endswith(_DROPPED_SUFFIXES):
+        if is_dropped(torch_key):
             continue
         array = _to_numpy(tensor)
         module, _, leaf = torch_key.rpartition(".")
-        for pattern, replacement in renames:
-            module = re.sub(pattern, replacement, module)
-        module_path = tuple(p for p in module.split(".") if p)
+        module_path = torch_module_to_flax_path(module, family.torch_renames)
         path, kind = plan_leaf(module_path, leaf, array.ndim, expected_flat)
+        kind = next((k for p, k in overrides if p.search(torch_key)), kind)
         if path not in expected_flat:
             extra.append(f"{torch_key} {tuple(array.shape)} would become {_fmt(path)}, which {model_name!r} does not have")
             continue
@@ -123,7 +136,7 @@ def torch_to_flax(
         planned[path] = (torch_key, kind, array)
     missing = [p for p in expected_flat if p not in planned and p not in misshaped_paths]
     if extra or misshaped or missing:
-        num_tensors = sum(not key.endswith(_DROPPED_SUFFIXES) for key in state_dict)
+        num_tensors = sum(not is_dropped(key) for key in state_dict)
         raise PortingError(_problems_message(model_name, num_tensors, expected_flat, planned, extra, misshaped, missing))
 
     flat = {

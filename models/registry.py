@@ -1,10 +1,15 @@
-"""The model registry: one frozen `ModelSpec` per model, importing neither torch nor jax."""
+"""The model registry: one frozen `ModelSpec` per model and one `Family` per family.
+
+A leaf: it imports neither torch nor jax nor the family files (those register
+themselves when `models.families` is imported, which the lookups below do lazily).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -98,7 +103,60 @@ class ModelSpec:
         return self.tolerances[key]
 
 
+def _default_layout(torch_module: str, ndim: int) -> str:
+    """torch layout of a captured activation: 4-D tensors are NCHW, others already match Flax."""
+    return "NCHW" if ndim == 4 else "same"
+
+
+def _no_size_limit(spec: ModelSpec, size: int) -> str | None:
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """Everything generic code needs to know about one model family, as data and hooks.
+
+    A family file (`models/families/<name>.py`) builds one of these and registers it;
+    generic code (models/, benchmarks/, validation/) looks it up by `spec.family` and never
+    branches on a family or model name. Hooks that need torch import it when called, so
+    this record, and the registry, import neither framework.
+
+    - `variants`: the family's `ModelSpec`s.
+    - `build_torch(spec, input_size)`: a freshly initialised torch model (eval mode is set by the caller).
+    - `flax_module`: "module:Class" of the native Flax twin, constructed as
+      `Class(num_classes=..., dtype=..., **flax_kwargs(spec, input_size))`.
+    - `torch_renames`: regex substitutions from a torch module path to the Flax one,
+      applied in order by porting and by first-diverging-layer pairing.
+    - `dropped_keys`: regexes of state_dict keys with no Flax twin (derived buffers).
+    - `leaf_transforms`: (regex on the torch key, `models.porting.TRANSFORMS` name) overriding
+      the transform porting would choose from the tensor's kind.
+    - `residual_gains(model)`: tensors that scale each residual branch's output (the last
+      norm's weight, a layer scale); calibration shrinks them like a trained model's.
+    - `heads(model)`: the output Linear layer(s) calibration scales to unit-variance logits.
+    - `layout(torch_module_name, ndim)`: "NCHW" where torch holds that module's output
+      channels-first (the Flax twin is always channels-last), else "same".
+    - `size_reason(spec, input_size)`: why a square input of that size cannot run, or None.
+    - `weights_file(spec)`: the file name of the pretrained weights in a weights folder.
+    """
+
+    name: str
+    variants: Sequence[ModelSpec]
+    build_torch: Callable[[ModelSpec, int], Any]
+    flax_module: str
+    flax_kwargs: Callable[[ModelSpec, int], dict[str, Any]] = lambda spec, size: dict(spec.config)
+    torch_renames: Sequence[tuple[str, str]] = ()
+    dropped_keys: Sequence[str] = (r"(^|\.)num_batches_tracked$",)
+    leaf_transforms: Sequence[tuple[str, str]] = ()
+    residual_gains: Callable[[Any], list[Any]] = lambda model: []
+    heads: Callable[[Any], list[Any]] | None = None
+    layout: Callable[[str, int], str] = _default_layout
+    size_reason: Callable[[ModelSpec, int], str | None] = _no_size_limit
+    weights_file: Callable[[ModelSpec], str] | None = None
+    description: str = ""
+
+
 _REGISTRY: dict[str, ModelSpec] = {}
+_FAMILIES: dict[str, Family] = {}
 
 
 def register(spec: ModelSpec) -> ModelSpec:
@@ -109,10 +167,28 @@ def register(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
+def register_family(family: Family) -> Family:
+    """Add `family` and every one of its variants; a duplicate family or model name raises."""
+    if family.name in _FAMILIES:
+        raise ValueError(f"family {family.name!r} is registered twice")
+    for spec in family.variants:
+        if spec.family != family.name:
+            raise ValueError(f"model {spec.name!r} says family {spec.family!r} but is listed in {family.name!r}")
+        register(spec)
+    _FAMILIES[family.name] = family
+    return family
+
+
 def list_models(include_test_only: bool = False) -> list[str]:
     """Names of the registered models, sorted; tiny test-only variants on request."""
     _load_zoo()
     return sorted(n for n, s in _REGISTRY.items() if include_test_only or not s.test_only)
+
+
+def list_families() -> list[str]:
+    """Names of the registered families, sorted."""
+    _load_zoo()
+    return sorted(_FAMILIES)
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -125,7 +201,51 @@ def get_spec(name: str) -> ModelSpec:
         raise UnknownModelError(f"unknown model {name!r}; known models: {known}") from None
 
 
+def get_family(name: str) -> Family:
+    """The `Family` registered as `name` (a family name, as in `spec.family`)."""
+    _load_zoo()
+    try:
+        return _FAMILIES[name]
+    except KeyError:
+        raise KeyError(f"unknown family {name!r}; known families: {', '.join(sorted(_FAMILIES))}") from None
+
+
+def family_of(name: str) -> Family:
+    """The `Family` of model `name`."""
+    return get_family(get_spec(name).family)
+
+
+def select_models(patterns: Sequence[str]) -> list[str]:
+    """Model names for `patterns`: names, family names, shell patterns ('resnet*'), or 'all'.
+
+    Order follows the patterns, each pattern's matches sorted; duplicates dropped. A pattern
+    that matches nothing raises UnknownModelError naming the known models and families.
+    Test-only variants match by exact name, or by a pattern that matches no real model.
+    """
+    _load_zoo()
+    selected: list[str] = []
+    for pattern in patterns:
+        if pattern == "all":
+            matches = list_models()
+        elif pattern in _REGISTRY:
+            matches = [pattern]
+        elif pattern in _FAMILIES:
+            matches = sorted(s.name for s in _FAMILIES[pattern].variants if not s.test_only)
+        else:
+            matched = sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+            # Test-only variants come in only when the pattern matches nothing else.
+            matches = [n for n in matched if not _REGISTRY[n].test_only] or matched
+        if not matches:
+            known = ", ".join(list_models())
+            raise UnknownModelError(
+                f"unknown model {pattern!r}; known models: {known}; families: {', '.join(sorted(_FAMILIES))}; "
+                "shell patterns such as 'resnet*' also work"
+            )
+        selected.extend(matches)
+    return list(dict.fromkeys(selected))
+
+
 def _load_zoo() -> None:
-    # The zoo module registers every spec on import; importing it lazily keeps this
+    # The family files register every spec on import; importing them lazily keeps this
     # module free of an import cycle.
-    from models import zoo  # noqa: F401
+    from models import families  # noqa: F401

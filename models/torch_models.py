@@ -9,7 +9,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from models.registry import ModelSpec
+from models.registry import Family, ModelSpec, get_family
 
 WEIGHTS_ENV = "VISIONBENCH_WEIGHTS_DIR"
 
@@ -18,35 +18,17 @@ class WeightsNotFoundError(FileNotFoundError):
     """A pretrained weights file is not on disk; the message says where to put it."""
 
 
-def _build_resnet(spec: ModelSpec) -> nn.Module:
-    from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
-
-    block = {"bottleneck": Bottleneck, "basic": BasicBlock}[spec.config["block"]]
-    return ResNet(block, list(spec.config["layers"]), num_classes=spec.num_classes)
-
-
-def _build_vit(spec: ModelSpec) -> nn.Module:
-    from torchvision.models.vision_transformer import VisionTransformer
-
-    return VisionTransformer(image_size=spec.input_size, num_classes=spec.num_classes, **spec.config)
-
-
-TORCH_BUILDERS: dict[str, Callable[[ModelSpec], nn.Module]] = {
-    "resnet": _build_resnet,
-    "vit": _build_vit,
-}
-
-
-def build_torch_model(spec: ModelSpec) -> nn.Module:
-    """A freshly initialised torchvision model for `spec`, in eval mode, on the CPU."""
-    return TORCH_BUILDERS[spec.family](spec).eval()
+def build_torch_model(spec: ModelSpec, input_size: int | None = None) -> nn.Module:
+    """A freshly initialised torch model for `spec` at `input_size` (default: the spec's), in eval mode, on the CPU."""
+    return get_family(spec.family).build_torch(spec, input_size or spec.input_size).eval()
 
 
 def weights_search_paths(spec: ModelSpec, weights: str | os.PathLike | None = None) -> list[Path]:
     """Where pretrained weights for `spec` are looked for, in order: `weights`, else the folders."""
     if weights is not None:
         return [Path(weights)]  # any registered model, tiny test variants included
-    file_name = torchvision_weights_file_name(spec)
+    family = get_family(spec.family)
+    file_name = family.weights_file(spec) if family.weights_file else torchvision_weights_file_name(spec)
     paths = []
     if os.environ.get(WEIGHTS_ENV):
         paths.append(Path(os.environ[WEIGHTS_ENV]) / file_name)
@@ -155,43 +137,47 @@ def randomize_weights(model: nn.Module, seed: int = 0) -> nn.Module:
                 tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.1)
             elif torch.count_nonzero(tensor) == 0:  # zero-initialised head, class token
                 tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.02)
+            elif tensor.numel() > 1 and bool((tensor == tensor.flatten()[0]).all()):  # constant: layer scales
+                tensor.copy_(uniform(tensor, 0.5, 1.5) * tensor.flatten()[0].abs().clamp(min=1e-2, max=1.0))
     return model
 
 
-def calibrate_to_data(model: nn.Module, images: torch.Tensor, residual_scale: float = 0.2) -> nn.Module:
+def calibrate_to_data(model: nn.Module, images: torch.Tensor, family: Family, residual_scale: float = 0.2) -> nn.Module:
     """Fit a randomly weighted `model` to `images` (N, C, H, W), in place, like a data-dependent init.
 
-    The last norm of each ResNet residual branch is scaled by `residual_scale` (trained
-    ResNets keep it small; torchvision's `zero_init_residual` zeroes it), every BatchNorm's
-    running statistics become those of `images`, and the head (the last Linear) is scaled
-    to unit-variance logits. Without this a random ResNet's activations grow block by block
-    (resnet50's logits reach ~1e3) and rounding errors grow with them, so a logits bound
-    would measure the random weights rather than the port. The statistics stay
-    non-degenerate (mean != 0, var != 1), so a port that swaps them still fails.
+    The family's residual gains (the last norm of each residual branch, a layer scale) are
+    scaled by `residual_scale` (trained networks keep them small; torchvision's
+    `zero_init_residual` zeroes them), every BatchNorm's running statistics become those
+    of `images`, and the head is scaled to unit-variance logits. Without this a random
+    ResNet's activations grow block by block (resnet50's logits reach ~1e3) and rounding
+    errors grow with them, so a logits bound would measure the random weights rather than
+    the port. The statistics stay non-degenerate (mean != 0, var != 1), so a port that
+    swaps them still fails.
     """
-    from torchvision.models.resnet import BasicBlock, Bottleneck
-
-    last_norms = {Bottleneck: "bn3", BasicBlock: "bn2"}
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [(m, m.momentum) for m in norms]
     was_training = model.training
     with torch.no_grad():
-        for block in model.modules():
-            if type(block) in last_norms:
-                getattr(block, last_norms[type(block)]).weight.mul_(residual_scale)
+        for gain in family.residual_gains(model):
+            gain.mul_(residual_scale)
         for m in norms:
             m.reset_running_stats()
             m.momentum = None  # cumulative average: one batch sets the statistics exactly
         if norms:
-            model.train()
+            # Only the norms in training mode: they take the batch's statistics, while
+            # dropout and stochastic depth stay off.
+            model.eval()
+            for m in norms:
+                m.train()
             model(images)
         for m, momentum in saved:
             m.momentum = momentum
         model.eval()
-        head = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+        heads = family.heads(model) if family.heads else [[m for m in model.modules() if isinstance(m, nn.Linear)][-1]]
         scale = 1.0 / float(model(images).std())
-        head.weight.mul_(scale)
-        if head.bias is not None:
-            head.bias.mul_(scale)
+        for head in heads:
+            head.weight.mul_(scale)
+            if head.bias is not None:
+                head.bias.mul_(scale)
     model.train(was_training)
     return model

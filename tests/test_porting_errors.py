@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from models import porting
-from models.flax_models import FLAX_FAMILIES, abstract_variables, build_flax_module
+from models.flax_models import abstract_variables, build_flax_module
+from models.registry import get_family
 from models.registry import get_spec
 from models.torch_models import build_torch_model
 
@@ -15,7 +16,7 @@ from models.torch_models import build_torch_model
 def _port(state_dict: dict, model: str) -> dict:
     spec = get_spec(model)
     expected = abstract_variables(build_flax_module(spec), (1, spec.input_size, spec.input_size, 3))
-    return porting.torch_to_flax(state_dict, expected, FLAX_FAMILIES[spec.family][1], model)
+    return porting.torch_to_flax(state_dict, expected, get_family(spec.family), model)
 
 
 @pytest.fixture(scope="module")

@@ -132,15 +132,15 @@ def compare_models(
     batch_size: int,
     tolerance: Tolerance | float,
     seed: int = 0,
-    renames: Sequence[tuple[str, str]] | None = None,
+    family: Any = None,
 ) -> ParityResult:
     """Run both models on the same random images and compare their logits.
 
     `tolerance` is a `Tolerance`, or a float meaning a max-abs bound. Images are uniform
     in [0, 1], (N, H, W, C); each framework's `preprocess` normalises and lays them out.
     On failure both models run again layer by layer and the result names the first layer
-    that diverged; that needs `jax_apply_fn` to be a Flax `Module.apply` (or its `jax.jit`) and the torch
-    -> Flax module renames (`renames`, or the registered family's when `model_name` is one).
+    that diverged; that needs `jax_apply_fn` to be a Flax `Module.apply` (or its `jax.jit`) and the
+    family's port rules (`family`, a `models.registry.Family`, or the registered family of `model_name`).
     """
     import jax
     import torch
@@ -161,9 +161,9 @@ def compare_models(
     actual = np.asarray(run(jax_params, flax_input), np.float32)
     result = compare_logits(model_name, expected, actual, tolerance)
     if not result.passed:
-        renames = renames if renames is not None else _family_renames(model_name)
-        if renames is not None:
-            locate_divergence(result, pytorch_model, torch_input, jax_apply_fn, jax_params, flax_input, renames)
+        family = family if family is not None else _registered_family(model_name)
+        if family is not None:
+            locate_divergence(result, pytorch_model, torch_input, jax_apply_fn, jax_params, flax_input, family)
     return result
 
 
@@ -174,7 +174,7 @@ def locate_divergence(
     apply_fn: Callable,
     variables: Any,
     flax_input: Any,
-    renames: Sequence[tuple[str, str]],
+    family: Any,
 ) -> ParityResult:
     """Fill `result`'s first diverging layer by running both models layer by layer."""
     from validation import layers
@@ -183,7 +183,7 @@ def locate_divergence(
     errors = layers.layer_errors(
         layers.torch_layer_outputs(torch_model, torch_input),
         layers.flax_layer_outputs(apply_fn, variables, flax_input),
-        renames,
+        family,
     )
     result.layer_threshold = threshold
     first = layers.first_diverging_layer(errors, threshold)
@@ -192,11 +192,10 @@ def locate_divergence(
     return result
 
 
-def _family_renames(model_name: str) -> Sequence[tuple[str, str]] | None:
-    from models.flax_models import FLAX_FAMILIES
-    from models.registry import UnknownModelError, get_spec
+def _registered_family(model_name: str) -> Any:
+    from models.registry import UnknownModelError, family_of
 
     try:
-        return FLAX_FAMILIES[get_spec(model_name).family][1]
-    except (UnknownModelError, KeyError):
+        return family_of(model_name)
+    except UnknownModelError:
         return None

@@ -2,7 +2,8 @@
 
 torch outputs come from forward hooks, in execution order; Flax outputs from
 `capture_intermediates=True`. A torch module `layer1.0.conv1` pairs with the Flax path
-`layer1_0/conv1` through the family's TORCH_RENAMES, the same renames porting uses.
+`layer1_0/conv1` through the family's `torch_renames`, the same renames porting uses, and
+the family's `layout` says which torch outputs are channels-first.
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ def relative_error(expected: np.ndarray, actual: np.ndarray) -> float:
 
 def torch_name_to_flax_path(name: str, renames: Sequence[tuple[str, str]]) -> tuple[str, ...]:
     """The Flax module path of torch module `name` (`layer1.0.conv1` -> ('layer1_0', 'conv1'))."""
-    for pattern, replacement in renames:
-        name = re.sub(pattern, replacement, name)
-    return tuple(p for p in name.split(".") if p)
+    from models.porting import torch_module_to_flax_path
+
+    return torch_module_to_flax_path(name, renames)
 
 
 def torch_layer_outputs(model: Any, x: Any) -> list[tuple[str, int, np.ndarray]]:
@@ -98,9 +99,9 @@ def flax_layer_outputs(apply_fn: Callable, variables: Any, x: Any) -> dict[tuple
     return outputs
 
 
-def to_torch_layout(x: np.ndarray) -> np.ndarray:
-    """A Flax activation in torch's layout: 4-D NHWC becomes NCHW; token tensors (N, S, D) already match."""
-    if x.ndim == 4:
+def to_torch_layout(x: np.ndarray, layout: str = "NCHW") -> np.ndarray:
+    """A Flax (channels-last) activation in torch's layout: NHWC becomes NCHW where torch holds NCHW."""
+    if layout == "NCHW" and x.ndim == 4:
         return np.transpose(x, (0, 3, 1, 2))  # (N, H, W, C) -> (N, C, H, W)
     return x
 
@@ -108,16 +109,19 @@ def to_torch_layout(x: np.ndarray) -> np.ndarray:
 def layer_errors(
     torch_outputs: list[tuple[str, int, np.ndarray]],
     flax_outputs: dict[tuple[str, ...], tuple[np.ndarray, ...]],
-    renames: Sequence[tuple[str, str]],
+    family: Any,
 ) -> list[LayerError]:
-    """The error of every layer present in both frameworks, in torch's execution order."""
+    """The error of every layer present in both frameworks, in torch's execution order.
+
+    `family` (a `models.registry.Family`) pairs the names and says each output's layout.
+    """
     errors = []
     for name, index, expected in torch_outputs:
-        path = torch_name_to_flax_path(name, renames)
+        path = torch_name_to_flax_path(name, family.torch_renames)
         calls = flax_outputs.get(path, ())
         if index >= len(calls):
             continue  # no Flax twin (ReLU modules, dropout, nn.Sequential containers)
-        actual = to_torch_layout(calls[index])
+        actual = to_torch_layout(calls[index], family.layout(name, expected.ndim))
         detail = "" if actual.shape == expected.shape else f"shape {actual.shape} vs torch {expected.shape}"
         label = "/".join(path) or "(output)"
         errors.append(LayerError(name or "(output)", label, relative_error(expected, actual), detail))

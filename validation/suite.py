@@ -47,10 +47,12 @@ def randomize_and_fit(torch_model: Any, spec: ModelSpec, seed: int = SEED) -> An
     """
     from models.torch_models import calibrate_to_data, make_torch_preprocess, randomize_weights
 
+    from models.registry import get_family
+
     randomize_weights(torch_model, seed)
     # Fitted to images like the ones parity feeds, from another draw.
     images = parity_images(CALIBRATION_BATCH, spec.input_size, spec.input_size, seed + 1)
-    return calibrate_to_data(torch_model, make_torch_preprocess(spec)(images))
+    return calibrate_to_data(torch_model, make_torch_preprocess(spec)(images), get_family(spec.family))
 
 
 def port(name: str, torch_model: Any) -> PortedPair:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.flax_models import FLAX_FAMILIES, build_flax_module, make_flax_preprocess
+from models.flax_models import build_flax_module, make_flax_preprocess
+from models.registry import get_family, get_spec, list_models
 from models.torch_models import make_torch_preprocess
 from validation import layers
 from validation.compare import FLOAT32_LAYER_THRESHOLD, parity_images
@@ -50,9 +51,12 @@ def test_corrupted_weight_is_named_as_first_diverging_layer(model: str, path, to
     assert result.as_record()["first_diverging_layer"] == torch_name
 
 
-@pytest.mark.parametrize("model", ["resnet_tiny", "vit_tiny"])
+TINY_MODELS = [n for n in list_models(include_test_only=True) if get_spec(n).test_only]
+
+
+@pytest.mark.parametrize("model", TINY_MODELS)
 def test_every_torch_layer_with_weights_has_a_flax_twin_within_noise(model: str, ported) -> None:
-    # Pairing by TORCH_RENAMES and the NHWC -> NCHW layout must match every conv, norm and
+    # Pairing by the family's renames and layouts must match every conv, norm and
     # linear layer; an unpaired or mis-laid-out layer would hide where a port breaks.
     pair = ported(model)
     images = parity_images(2, pair.spec.input_size, pair.spec.input_size)
@@ -60,7 +64,7 @@ def test_every_torch_layer_with_weights_has_a_flax_twin_within_noise(model: str,
     torch_outputs = layers.torch_layer_outputs(pair.torch_model, make_torch_preprocess(pair.spec)(images))
     with float32_precision("highest"):  # JAX on a GPU would otherwise use TF32
         flax_outputs = layers.flax_layer_outputs(module.apply, pair.variables, make_flax_preprocess(pair.spec)(images))
-    errors = layers.layer_errors(torch_outputs, flax_outputs, FLAX_FAMILIES[pair.spec.family][1])
+    errors = layers.layer_errors(torch_outputs, flax_outputs, get_family(pair.spec.family))
     paired = {e.torch_name for e in errors}
     weighted = {
         name for name, m in pair.torch_model.named_modules()
@@ -91,12 +95,13 @@ def test_flax_activations_are_compared_in_torch_layout() -> None:
     assert layers.to_torch_layout(nhwc)[1, 2, 0, 3] == nhwc[1, 0, 3, 2]
     tokens = np.ones((2, 17, 32), np.float32)
     assert layers.to_torch_layout(tokens) is tokens
+    assert layers.to_torch_layout(nhwc, "same") is nhwc  # a family's channels-last torch output
     assert layers.relative_error(np.ones((2, 3)), np.ones((3, 2))) == float("inf")
 
 
 def test_torch_names_map_to_flax_paths_through_the_family_renames() -> None:
-    resnet = FLAX_FAMILIES["resnet"][1]
-    vit = FLAX_FAMILIES["vit"][1]
+    resnet = get_family("resnet").torch_renames
+    vit = get_family("vit").torch_renames
     assert layers.torch_name_to_flax_path("layer1.0.downsample.0", resnet) == ("layer1_0", "downsample_0")
     assert layers.torch_name_to_flax_path("encoder.layers.encoder_layer_1.mlp.0", vit) == ("encoder", "encoder_layer_1", "mlp_0")
     assert layers.torch_name_to_flax_path("", vit) == ()
