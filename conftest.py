@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from benchmarks.workload import DEVICES, DTYPES, FRAMEWORKS, BuildOptions, Combination, backend_importable, get_backend
-from models.registry import UnknownModelError, get_spec, list_models
+from models.registry import UnknownModelError, get_family, get_spec, list_models, select_models
 
 DEFAULT_MODELS = ("resnet50", "vit_b_16")
 DEFAULT_BATCH_SIZES = (1, 8)
@@ -44,7 +44,10 @@ def _one_of(option: str, value: str, choices: tuple[str, ...]) -> str:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("visionbench", "visionbench benchmark matrix")
     group.addoption("--model", action="extend", nargs="+", default=None, metavar="NAME",
-                    help=f"models to run, repeatable; 'all' for every registered model (default: {' '.join(DEFAULT_MODELS)})")
+                    help="models to run, repeatable: names, family names (resnet, efficientnet, ...), shell patterns "
+                         f"('resnet*', 'efficientnet_b[0-3]'), or 'all' (default: {' '.join(DEFAULT_MODELS)})")
+    group.addoption("--input-size", nargs="+", default=None, metavar="N",
+                    help="square input sizes in pixels, a matrix dimension (default: each model's own size)")
     group.addoption("--framework", default="both", help=f"framework(s) to run: {', '.join(FRAMEWORKS)} or both (default: both)")
     group.addoption("--device", default="auto",
                     help="device; auto picks cuda when a framework sees one, else cpu (default: auto)")
@@ -67,17 +70,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def selected_models(config: pytest.Config) -> list[str]:
-    """The --model names, with 'all' expanded; raises UsageError on an unknown name."""
-    names = config.getoption("model") or list(DEFAULT_MODELS)
-    if "all" in names:
-        return list_models()
-    for name in names:
-        try:
-            get_spec(name)
-        except UnknownModelError as exc:
-            test_only = sorted(set(list_models(include_test_only=True)) - set(list_models()))
-            raise pytest.UsageError(f"--model: {exc}, all (test-only: {', '.join(test_only)})") from None
-    return list(dict.fromkeys(names))
+    """The --model names, families and patterns expanded; raises UsageError on one that matches nothing."""
+    patterns = config.getoption("model") or list(DEFAULT_MODELS)
+    try:
+        return select_models(patterns)
+    except UnknownModelError as exc:
+        test_only = sorted(set(list_models(include_test_only=True)) - set(list_models()))
+        raise pytest.UsageError(f"--model: {exc}; 'all' for every model (test-only: {', '.join(test_only)})") from None
 
 
 def _cuda_visible() -> bool:
@@ -96,6 +95,7 @@ class MatrixOptions:
     device: str
     batch_sizes: list[int]
     dtypes: list[str]
+    input_sizes: list[int | None]
     rounds: int
     warmup: int
     threads: int | None
@@ -111,6 +111,7 @@ def parse_options(config: pytest.Config) -> MatrixOptions:
         device=_one_of("--device", config.getoption("device"), ("auto", *DEVICES)),
         batch_sizes=[_whole_number("--batch-sizes", b, 1) for b in config.getoption("batch_sizes") or DEFAULT_BATCH_SIZES],
         dtypes=[_one_of("--dtype", d, DTYPES) for d in config.getoption("dtype") or DEFAULT_DTYPES],
+        input_sizes=[_whole_number("--input-size", n, 1) for n in config.getoption("input_size") or ()] or [None],
         rounds=_whole_number("--rounds", config.getoption("rounds"), 1),
         warmup=_whole_number("--warmup", config.getoption("warmup"), 0),
         threads=None if threads is None else _whole_number("--threads", threads, 1),
@@ -164,12 +165,18 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def _own_size_as_none(model: str, size: int | None) -> int | None:
+    # A model at its own size keeps the short id (and the records of runs without --input-size).
+    return None if size == get_spec(model).input_size else size
+
+
 def matrix(options: MatrixOptions) -> list[Combination]:
     """Every combination the options select, in a stable order."""
     device = resolve_device(options.device)
     return [
-        Combination(model, framework, device, batch, dtype)
+        Combination(model, framework, device, batch, dtype, input_size=_own_size_as_none(model, size))
         for model in options.models
+        for size in options.input_sizes
         for batch in options.batch_sizes
         for dtype in options.dtypes
         for framework in options.frameworks
@@ -178,7 +185,9 @@ def matrix(options: MatrixOptions) -> list[Combination]:
 
 def unsupported_reason(combo: Combination) -> str | None:
     """Why `combo` cannot run here, decided at collection; None if it can."""
-    return backend_importable(combo.framework) or get_backend(combo.framework).unsupported_reason(combo)
+    spec = get_spec(combo.model)
+    size_reason = get_family(spec.family).size_reason(spec, combo.input_size or spec.input_size)
+    return size_reason or backend_importable(combo.framework) or get_backend(combo.framework).unsupported_reason(combo)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -73,7 +73,7 @@ def flax_variables(combo: Combination, options: BuildOptions, module, input_shap
         import torch  # noqa: F401
     except ImportError:
         return init_variables(module, input_shape_nhwc, jax.random.PRNGKey(options.seed)), f"flax-init(seed={options.seed})"
-    reference, label = shared_weights.reference_torch_model(spec, options)
+    reference, label = shared_weights.reference_torch_model(spec, options, combo.input_size)
     return port_torch_model(spec, module, reference, input_shape_nhwc), label
 
 
@@ -116,8 +116,8 @@ def build_workload(combo: Combination, options: BuildOptions) -> Workload:
     spec = get_spec(combo.model)
     dtype = _DTYPES[combo.dtype]
     device = _devices(combo.device)[0]
-    module = build_flax_module(spec, dtype=dtype)
-    images = nchw_to_nhwc(shared_weights.input_batch(spec, combo.batch_size, options.seed))  # (N, H, W, C)
+    module = build_flax_module(spec, dtype=dtype, input_size=combo.input_size)
+    images = nchw_to_nhwc(shared_weights.input_batch(spec, combo.batch_size, options.seed, combo.input_size))  # (N, H, W, C)
     variables, weights_label = flax_variables(combo, options, module, images.shape)
     params = count_params(variables)
     # Both frameworks hold weights and inputs in the benchmarked dtype.

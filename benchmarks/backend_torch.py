@@ -42,7 +42,7 @@ def device_name(device: str) -> str:
 
 
 def unsupported_reason(combo: Combination) -> str | None:
-    """Why torch cannot run `combo`, or None."""
+    """Why torch cannot run `combo` (the model's size limits are checked by the matrix), or None."""
     if not device_available(combo.device):
         return f"torch {torch.__version__} has no {combo.device} device here"
     if combo.device == "cuda" and combo.dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
@@ -56,7 +56,7 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def flops_per_image(model_name: str) -> int:
+def flops_per_image(model_name: str, input_size: int | None = None) -> int:
     """FLOPs of one image's forward pass, 2 per multiply-add, by torch's FlopCounterMode.
 
     Counted with autograd on and attention on the math backend: the fused inference
@@ -66,8 +66,9 @@ def flops_per_image(model_name: str) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     spec = get_spec(model_name)
-    model = build_torch_model(spec)
-    x = torch.zeros(1, *spec.input_shape)
+    size = input_size or spec.input_size
+    model = build_torch_model(spec, size)
+    x = torch.zeros(1, 3, size, size)
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         model(x)
     return int(counter.get_total_flops())
@@ -86,11 +87,11 @@ def build_workload(combo: Combination, options: BuildOptions) -> Workload:
     # in both. One explicit setting for both frameworks keeps float32 comparable.
     torch.backends.cuda.matmul.allow_tf32 = options.tf32
     torch.backends.cudnn.allow_tf32 = options.tf32
-    reference, weights_label = shared_weights.reference_torch_model(spec, options)
+    reference, weights_label = shared_weights.reference_torch_model(spec, options, combo.input_size)
     model = copy.deepcopy(reference).to(device=combo.device, dtype=_DTYPES[combo.dtype]).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    images = shared_weights.input_batch(spec, combo.batch_size, options.seed)  # (N, C, H, W)
+    images = shared_weights.input_batch(spec, combo.batch_size, options.seed, combo.input_size)  # (N, C, H, W)
     x = torch.from_numpy(images).to(device=combo.device, dtype=_DTYPES[combo.dtype])
 
     forward = model
@@ -130,7 +131,7 @@ def build_workload(combo: Combination, options: BuildOptions) -> Workload:
         device_name=device_name(combo.device),
         input_shape=tuple(x.shape),
         params=sum(p.numel() for p in model.parameters()),
-        flops=flops_per_image(combo.model) * combo.batch_size,
+        flops=flops_per_image(combo.model, combo.input_size or spec.input_size) * combo.batch_size,
         flops_source="torch.utils.flop_counter",
         threads=torch.get_num_threads(),
         compile_ms=compile_ms,

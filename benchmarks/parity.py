@@ -22,16 +22,16 @@ def _tier(result: Any, precision: str) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=None)
-def _check(model: str, dtype: str, device: str, options: BuildOptions) -> dict[str, Any]:
+def _check(model: str, dtype: str, device: str, options: BuildOptions, input_size: int | None = None) -> dict[str, Any]:
     from validation import suite
 
     spec = get_spec(model)
-    reference, _ = shared_weights.reference_torch_model(spec, options)
+    reference, _ = shared_weights.reference_torch_model(spec, options, input_size)
     if not options.pretrained:
         # The run's torchvision-init weights would hide a broken port (zero biases, norm
         # statistics, class token); the check runs the same architecture and porting on random ones.
-        reference = suite.randomize_and_fit(copy.deepcopy(reference), spec, options.seed)
-    pair = suite.port(model, reference)
+        reference = suite.randomize_and_fit(copy.deepcopy(reference), spec, options.seed, input_size)
+    pair = suite.port(model, reference, input_size)
     gate = "default" if options.tf32 else "highest"
     batch = suite.batch_size(spec, dtype, device)
     result = suite.check(pair, dtype, device, gate, batch=batch, seed=options.seed)
@@ -49,6 +49,6 @@ def _check(model: str, dtype: str, device: str, options: BuildOptions) -> dict[s
 def cached_parity(combo: Combination, options: BuildOptions) -> dict[str, Any]:
     """Parity of `combo`'s model in its dtype on its device; a crash in the check is recorded."""
     try:
-        return _check(combo.model, combo.dtype, combo.device, options)
+        return _check(combo.model, combo.dtype, combo.device, options, combo.input_size)
     except Exception as exc:  # the check's own failure must not lose the measurement
         return {"status": "not_checked", "reason": f"{type(exc).__name__}: {exc}"}

@@ -23,6 +23,7 @@ def _identity(combo: Combination, device_name: str) -> dict[str, Any]:
     return {
         "schema": SCHEMA_NAME,
         "schema_version": SCHEMA_VERSION,
+        "id": combo.id,
         "model": combo.model,
         "family": spec.family,
         "framework": combo.framework,
@@ -31,6 +32,7 @@ def _identity(combo: Combination, device_name: str) -> dict[str, Any]:
         "batch_size": combo.batch_size,
         "dtype": combo.dtype,
         "mode": combo.mode,
+        "input_size": combo.input_size or spec.input_size,
     }
 
 

@@ -11,26 +11,27 @@ from models.registry import ModelSpec
 
 
 @functools.lru_cache(maxsize=None)
-def _reference(name: str, pretrained: bool, weights: str | None, seed: int):
+def _reference(name: str, pretrained: bool, weights: str | None, seed: int, input_size: int | None):
     import torch
 
     from models import get_torch_model
 
     torch.manual_seed(seed)
-    model, _, _, metadata = get_torch_model(name, pretrained=pretrained, weights=weights)
+    model, _, _, metadata = get_torch_model(name, pretrained=pretrained, weights=weights, input_size=input_size)
     label = f"pretrained:{metadata['weights_file']}" if pretrained else f"torchvision-init(seed={seed})"
     return model, label
 
 
-def reference_torch_model(spec: ModelSpec, options: BuildOptions):
+def reference_torch_model(spec: ModelSpec, options: BuildOptions, input_size: int | None = None):
     """`(model, label)`: the CPU float32 torch model whose weights every workload of `spec` uses.
 
-    Built once per run; callers copy it before casting or moving it.
+    Built once per run and input size; callers copy it before casting or moving it.
     """
-    return _reference(spec.name, options.pretrained, options.weights, options.seed)
+    return _reference(spec.name, options.pretrained, options.weights, options.seed, input_size or spec.input_size)
 
 
-def input_batch(spec: ModelSpec, batch_size: int, seed: int) -> np.ndarray:
+def input_batch(spec: ModelSpec, batch_size: int, seed: int, input_size: int | None = None) -> np.ndarray:
     """A normalised-looking random batch in torch layout (N, C, H, W), float32."""
+    size = input_size or spec.input_size
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((batch_size, *spec.input_shape), dtype=np.float32)
+    return rng.standard_normal((batch_size, 3, size, size), dtype=np.float32)

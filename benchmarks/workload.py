@@ -10,28 +10,8 @@ import dataclasses
 import importlib
 from typing import Any, Callable, Protocol
 
-FRAMEWORKS = ("torch", "jax")
-DEVICES = ("cpu", "cuda")
-DTYPES = ("float32", "float16", "bfloat16")
-MODES = ("inference",)
-
-
-@dataclasses.dataclass(frozen=True)
-class Combination:
-    """One point of the benchmark matrix."""
-
-    model: str
-    framework: str
-    device: str
-    batch_size: int
-    dtype: str
-    mode: str = "inference"
-
-    @property
-    def id(self) -> str:
-        """A readable test id: `resnet50-jax-cpu-bs8-float32`."""
-        mode = "" if self.mode == "inference" else f"-{self.mode}"
-        return f"{self.model}-{self.framework}-{self.device}-bs{self.batch_size}-{self.dtype}{mode}"
+# The vocabulary and the id are defined once, in reports.vocabulary (reports reads them too).
+from reports.vocabulary import DEVICES, DTYPES, FRAMEWORKS, MODES, Combination  # noqa: E402,F401
 
 
 @dataclasses.dataclass

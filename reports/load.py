@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from reports.errors import BadInput
+from reports.vocabulary import Combination
 from reports.schema import (
     KEY_FIELDS,
     PARITY_STATUSES,
@@ -40,13 +41,16 @@ class Run:
 
 def benchmark_id(record: dict[str, Any]) -> str:
     """A record's identity as the matrix names it: `resnet50-jax-cpu-bs8-float32`."""
-    mode = "" if record["mode"] == "inference" else f"-{record['mode']}"
-    return f"{record['model']}-{record['framework']}-{record['device']}-bs{record['batch_size']}-{record['dtype']}{mode}"
+    if record.get("id"):
+        return record["id"]
+    # Records written before the id was stored: rebuild it from the key fields.
+    return Combination(record["model"], record["framework"], record["device"], record["batch_size"], record["dtype"],
+                       record["mode"]).id
 
 
 def record_key(record: dict[str, Any]) -> tuple[Any, ...]:
-    """The fields that make a record unique within one run."""
-    return tuple(record[field] for field in KEY_FIELDS)
+    """The fields that make a record unique within one run (input_size is absent from older records)."""
+    return tuple(record.get(field) for field in KEY_FIELDS)
 
 
 def json_files(path: str | Path) -> list[Path]:

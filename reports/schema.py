@@ -91,13 +91,13 @@ PEAK_MEMORY_FIELDS = ("torch_cuda_allocated_peak_mb", "jax_device_peak_mb", "rss
 XLA_PROGRAM_FIELDS = ("xla_argument_mb", "xla_output_mb", "xla_temp_mb")
 
 # Identity of a record: one per combination.
-KEY_FIELDS = ("model", "framework", "device", "batch_size", "dtype", "mode")
+KEY_FIELDS = ("model", "framework", "device", "batch_size", "dtype", "mode", "input_size")
 
 # Every record's extra_info has these; a file whose records lack them is not ours.
 REQUIRED_FIELDS = (
     "schema",
     "schema_version",
-    *KEY_FIELDS,
+    *(f for f in KEY_FIELDS if f != "input_size"),  # input_size: absent from records before it existed
     "family",
     "device_name",
     "status",

@@ -24,7 +24,7 @@ def run_pytest(*args: str, env: dict | None = None) -> subprocess.CompletedProce
 @pytest.mark.parametrize(
     "args, expected",
     [
-        (["--model", "nope"], "--model: unknown model 'nope'; known models: resnet50, vit_b_16"),
+        (["--model", "nope"], "--model: unknown model 'nope'; known models: resnet101, resnet152, resnet18"),
         (["--batch-sizes", "8", "0"], "--batch-sizes: must be >= 1, got 0"),
         (["--batch-sizes", "-3"], "--batch-sizes: must be >= 1, got -3"),
         (["--batch-sizes", "eight"], "--batch-sizes: expected a whole number, got 'eight'"),
@@ -59,7 +59,8 @@ def test_pretrained_without_a_weights_file_names_where_it_looked(tmp_path):
 
 def test_unknown_model_lists_known_names_including_test_only():
     result = run_pytest("--model", "resnet5O")
-    assert "resnet50, vit_b_16" in result.stderr and "resnet_tiny" in result.stderr
+    assert "resnet50, resnext101_32x8d" in result.stderr and "resnet_tiny" in result.stderr
+    assert "families: " in result.stderr and "shell patterns" in result.stderr
 
 
 @pytest.mark.skipif(

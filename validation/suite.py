@@ -29,17 +29,21 @@ class PortedPair:
     spec: ModelSpec
     torch_model: Any
     variables: Any
+    input_size: int = 0  # the square input the pair was built for; 0: the spec's own
+
+    def __post_init__(self) -> None:
+        self.input_size = self.input_size or self.spec.input_size
 
 
-def random_torch_model(name: str, seed: int = SEED) -> Any:
-    """torchvision's `name` with random weights everywhere, fitted to parity-like images."""
+def random_torch_model(name: str, seed: int = SEED, input_size: int | None = None) -> Any:
+    """The torch `name` (at `input_size`) with random weights everywhere, fitted to parity-like images."""
     from models import get_torch_model
 
-    torch_model, _, _, _ = get_torch_model(name)
-    return randomize_and_fit(torch_model, get_spec(name), seed)
+    torch_model, _, _, _ = get_torch_model(name, input_size=input_size)
+    return randomize_and_fit(torch_model, get_spec(name), seed, input_size)
 
 
-def randomize_and_fit(torch_model: Any, spec: ModelSpec, seed: int = SEED) -> Any:
+def randomize_and_fit(torch_model: Any, spec: ModelSpec, seed: int = SEED, input_size: int | None = None) -> Any:
     """`torch_model` with random weights everywhere, its norms and head fitted to parity-like images, in place.
 
     torchvision's init zeroes biases, norm statistics, ViT's class token and head, which
@@ -51,22 +55,24 @@ def randomize_and_fit(torch_model: Any, spec: ModelSpec, seed: int = SEED) -> An
 
     randomize_weights(torch_model, seed)
     # Fitted to images like the ones parity feeds, from another draw.
-    images = parity_images(CALIBRATION_BATCH, spec.input_size, spec.input_size, seed + 1)
+    size = input_size or spec.input_size
+    images = parity_images(CALIBRATION_BATCH, size, size, seed + 1)
     return calibrate_to_data(torch_model, make_torch_preprocess(spec)(images), get_family(spec.family))
 
 
-def port(name: str, torch_model: Any) -> PortedPair:
-    """`torch_model`'s weights ported to the Flax `name`, in float32 (cast per dtype later)."""
+def port(name: str, torch_model: Any, input_size: int | None = None) -> PortedPair:
+    """`torch_model`'s weights ported to the Flax `name` (at `input_size`), in float32 (cast per dtype later)."""
     from models import get_flax_model
 
     spec = get_spec(name)
-    _, variables, _, _ = get_flax_model(name, torch_model=torch_model)
-    return PortedPair(spec, torch_model, variables)
+    size = input_size or spec.input_size
+    _, variables, _, _ = get_flax_model(name, input_shape=(1, size, size, 3), torch_model=torch_model)
+    return PortedPair(spec, torch_model, variables, size)
 
 
-def random_pair(name: str, seed: int = SEED) -> PortedPair:
-    """A randomly weighted torch `name` and its Flax port."""
-    return port(name, random_torch_model(name, seed))
+def random_pair(name: str, seed: int = SEED, input_size: int | None = None) -> PortedPair:
+    """A randomly weighted torch `name` (at `input_size`) and its Flax port."""
+    return port(name, random_torch_model(name, seed, input_size), input_size)
 
 
 def batch_size(spec: ModelSpec, dtype: str, device: str) -> int:
@@ -139,7 +145,7 @@ def check(
     spec = pair.spec
     batch = batch or batch_size(spec, dtype, device)
     torch_model = copy.deepcopy(pair.torch_model).to(device=device, dtype=getattr(torch, dtype))
-    module = build_flax_module(spec, getattr(jnp, dtype))
+    module = build_flax_module(spec, getattr(jnp, dtype), input_size=pair.input_size)
     jax_device = jax.devices("gpu" if device == "cuda" else "cpu")[0]
     variables = jax.device_put(jax.tree_util.tree_map(lambda a: jnp.asarray(a, getattr(jnp, dtype)), pair.variables), jax_device)
     tolerance = spec.tolerance(dtype, default_precision=precision == "default")
@@ -147,5 +153,5 @@ def check(
     with context:
         return compare_models(
             spec.name, torch_model, make_torch_preprocess(spec), compiled_apply(module), variables, make_flax_preprocess(spec),
-            spec.input_shape, (spec.input_size, spec.input_size, 3), batch, tolerance, seed=seed,
+            (3, pair.input_size, pair.input_size), (pair.input_size, pair.input_size, 3), batch, tolerance, seed=seed,
         )

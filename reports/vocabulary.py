@@ -1,0 +1,71 @@
+"""The suite's shared vocabulary: framework, device, dtype and mode names, and the benchmark id.
+
+Defined once, here, so that the benchmarks that write records and the reports that read
+them agree; it imports nothing heavier than the standard library.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+FRAMEWORKS = ("torch", "jax")
+# Other names users type for a framework (the seeds say 'pytorch').
+FRAMEWORK_ALIASES = {"pytorch": "torch", "flax": "jax"}
+DEVICES = ("cpu", "cuda")
+DTYPES = ("float32", "float16", "bfloat16")
+MODES = ("inference",)
+DEFAULT_MODE = "inference"
+
+
+def canonical_framework(name: str) -> str:
+    """`name` as the suite spells it ('pytorch' -> 'torch'); unknown names are returned unchanged."""
+    return FRAMEWORK_ALIASES.get(name.lower(), name.lower())
+
+
+@dataclasses.dataclass(frozen=True)
+class Combination:
+    """One point of the benchmark matrix.
+
+    `input_size` is the side of the square input; None means the model's own size and
+    keeps the id short.
+    """
+
+    model: str
+    framework: str
+    device: str
+    batch_size: int
+    dtype: str
+    mode: str = DEFAULT_MODE
+    input_size: int | None = None
+
+    @property
+    def id(self) -> str:
+        """A readable test id: `resnet50-jax-cpu-bs8-float32`, `swin_t-torch-cpu-bs1-float32-288px-train`."""
+        size = "" if self.input_size is None else f"-{self.input_size}px"
+        mode = "" if self.mode == DEFAULT_MODE else f"-{self.mode}"
+        return f"{self.model}-{self.framework}-{self.device}-bs{self.batch_size}-{self.dtype}{size}{mode}"
+
+
+_ID = re.compile(
+    r"^(?P<model>[^-]+)-(?P<framework>[^-]+)-(?P<device>[^-]+)-bs(?P<batch_size>\d+)-(?P<dtype>[^-]+)"
+    r"(?:-(?P<input_size>\d+)px)?(?:-(?P<mode>[a-z]+))?$"
+)
+
+
+def parse_id(text: str) -> Combination:
+    """The `Combination` whose id is `text` (pytest's `test_forward[<id>]` is accepted too)."""
+    inner = text[text.index("[") + 1:text.rindex("]")] if text.endswith("]") and "[" in text else text
+    match = _ID.match(inner)
+    if match is None:
+        raise ValueError(f"not a benchmark id: {text!r} (expected e.g. resnet50-jax-cpu-bs8-float32)")
+    parts = match.groupdict()
+    return Combination(
+        model=parts["model"],
+        framework=parts["framework"],
+        device=parts["device"],
+        batch_size=int(parts["batch_size"]),
+        dtype=parts["dtype"],
+        mode=parts["mode"] or DEFAULT_MODE,
+        input_size=int(parts["input_size"]) if parts["input_size"] else None,
+    )
