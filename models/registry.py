@@ -137,6 +137,11 @@ class Family:
       channels-first (the Flax twin is always channels-last), else "same".
     - `size_reason(spec, input_size)`: why a square input of that size cannot run, or None.
     - `weights_file(spec)`: the file name of the pretrained weights in a weights folder.
+    - `attention_torch(model, x_nchw, layer_idx)` / `attention_flax(module, variables, x_nhwc,
+      layer_idx)`: softmax attention weights of one layer as a numpy array
+      `[batch, heads, tokens, tokens]` (windowed families: `[batch * windows, heads, window
+      tokens, window tokens]`), computed outside the benchmarked forward; None where the
+      family has no attention.
     """
 
     name: str
@@ -152,6 +157,8 @@ class Family:
     layout: Callable[[str, int], str] = _default_layout
     size_reason: Callable[[ModelSpec, int], str | None] = _no_size_limit
     weights_file: Callable[[ModelSpec], str] | None = None
+    attention_torch: Callable[[Any, Any, int], Any] | None = None
+    attention_flax: Callable[[Any, Any, Any, int], Any] | None = None
     description: str = ""
 
 
