@@ -20,11 +20,11 @@ CSV_COLUMNS = (
 )
 # Further columns after the contract's, for the other views and for readers who want them.
 EXTRA_COLUMNS = (
-    "machine", "mode", "status", "reason", "params", "flops", "parity_status", "parity_max_abs",
+    "machine", "mode", "input_size", "status", "reason", "params", "flops", "parity_status", "parity_max_abs",
     "latency_p90_ms", "latency_cv", "n_samples", "valid", "source",
 )
 # A combination on one machine: the rows that sit side by side in the comparison.
-COMBINATION = ("machine", "model", "device_type", "batch_size", "dtype", "mode")
+COMBINATION = ("machine", "model", "device_type", "batch_size", "dtype", "mode", "input_size")
 
 
 def peak_memory_mb(record: dict[str, Any]) -> float | None:
@@ -40,6 +40,16 @@ def peak_memory_mb(record: dict[str, Any]) -> float | None:
     for field in PEAK_MEMORY_FIELDS:
         if record.get(field) is not None:
             return float(record[field])
+    return None
+
+
+def _input_size(record: dict[str, Any]) -> int | None:
+    """The square input's side: the record's field, or (older records) read off torch's NCHW / JAX's NHWC shape."""
+    if record.get("input_size") is not None:
+        return int(record["input_size"])
+    shape = record.get("input_shape")
+    if isinstance(shape, list) and len(shape) == 4:
+        return int(shape[2])  # (N, C, H, W) and (N, H, W, C) both hold W at index 2
     return None
 
 
@@ -61,6 +71,7 @@ def _row(run: Run, record: dict[str, Any]) -> dict[str, Any]:
         "git_commit": run.git_commit,
         "machine": run.machine,
         "mode": record["mode"],
+        "input_size": _input_size(record),
         "status": record["status"],
         "reason": record.get("reason"),
         "params": record.get("params"),

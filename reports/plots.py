@@ -183,6 +183,38 @@ def latency_vs_flops(measured: pd.DataFrame) -> Figure:
     return fig
 
 
+def latency_vs_input_size(measured: pd.DataFrame) -> Figure | None:
+    """Median latency per input size, one panel per model and batch, both frameworks; None without a size sweep."""
+    data = measured.dropna(subset=["input_size"])
+    swept = data.groupby("model")["input_size"].nunique()
+    data = with_series(data[data["model"].isin(swept[swept > 1].index)])
+    if not len(data):
+        return None
+    panels = sorted({(m, b) for m, b in zip(data["model"], data["batch_size"])})
+    series = sorted(data["series"].unique())
+    fig, axes = _grid(len(panels))
+    data = data.sort_values(["framework", "series"], key=_framework_first)
+    for ax, (model, batch) in zip(axes, panels):
+        rows = data[(data["model"] == model) & (data["batch_size"] == batch)]
+        for (framework, name), line in rows.groupby(["framework", "series"], sort=False):
+            line = line.sort_values("input_size")
+            style = LINESTYLES[series.index(name) % len(LINESTYLES)]
+            label = f"{LABELS.get(framework, framework)} {name}".strip()
+            ax.plot(line["input_size"], line["latency_p50_ms"], style, marker="o", color=COLORS.get(framework), label=label)
+            ax.fill_between(line["input_size"], line["latency_min_ms"], line["latency_p95_ms"], color=COLORS.get(framework),
+                            alpha=0.15, linewidth=0)
+        sizes = sorted(rows["input_size"].unique().tolist())
+        ax.xaxis.set_major_locator(FixedLocator(sizes))
+        ax.set_xlabel("input size (pixels per side)")
+        ax.set_ylim(0, float(rows["latency_p95_ms"].max()) * 1.12)
+        ax.set_ylabel("latency per call (ms)")
+        ax.set_title(f"{model}, bs{batch}")
+        ax.grid(True, which="major", alpha=0.3)
+    _figure_legend(fig, axes)
+    fig.suptitle("Median latency vs input size (band: fastest call to p95)")
+    return fig
+
+
 def _empty(title: str, message: str) -> Figure:
     fig, ax = plt.subplots(figsize=(6, 3), layout="constrained")
     ax.text(0.5, 0.5, message, ha="center", va="center")
@@ -191,11 +223,13 @@ def _empty(title: str, message: str) -> Figure:
     return fig
 
 
-PLOTS: dict[str, Callable[[pd.DataFrame, pd.DataFrame], Figure]] = {
+# A plot that returns None has nothing to show for these records and is not written.
+PLOTS: dict[str, Callable[[pd.DataFrame, pd.DataFrame], Figure | None]] = {
     "latency_vs_batch": lambda measured, comparison: latency_vs_batch(measured),
     "throughput_ratio": lambda measured, comparison: throughput_ratio(comparison),
     "memory_vs_batch": lambda measured, comparison: memory_vs_batch(measured),
     "latency_vs_flops": lambda measured, comparison: latency_vs_flops(measured),
+    "latency_vs_input_size": lambda measured, comparison: latency_vs_input_size(measured),
 }
 
 
@@ -208,6 +242,8 @@ def render_png(records: pd.DataFrame) -> dict[str, bytes]:
     out = {}
     for name, make in PLOTS.items():
         fig = make(measured, comparison)
+        if fig is None:
+            continue
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=110)
         plt.close(fig)

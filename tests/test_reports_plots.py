@@ -58,3 +58,49 @@ def test_run_where_nothing_was_measured_is_not_plotted_silently(tmp_path, capsys
     assert main(["html", str(path), "--out", str(tmp_path / "page.html")]) == 0
     page = (tmp_path / "page.html").read_text()
     assert "nothing to plot" in page and page.count("<td>build: boom</td>") == 8
+
+
+def _size_sweep(tmp_path: Path) -> Path:
+    """The baseline's records at two more input sizes, their latencies scaled by the pixel count."""
+    doc = json.loads(BASELINE.read_text())
+    swept = []
+    for bench in doc["benchmarks"]:
+        for size in (32, 48, 64):
+            copy = json.loads(json.dumps(bench))
+            info = copy["extra_info"]
+            scale = (size / 32) ** 2
+            info["input_size"] = size
+            info["id"] = f"{info.get('id', bench['name'])}-{size}px"
+            for key in ("latency_p50_ms", "latency_min_ms", "latency_p95_ms"):
+                info[key] *= scale
+            swept.append(copy)
+    doc["benchmarks"] = swept
+    path = tmp_path / "sweep.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_input_size_sweep_gets_its_own_plot_and_other_runs_do_not(tmp_path, capsys):
+    assert main(["plot", str(_size_sweep(tmp_path)), "--out", str(tmp_path / "plots")]) == 0
+    image = imread(tmp_path / "plots" / "latency_vs_input_size.png")
+    assert image.shape[1] >= 500 and image[..., :3].std() > 0.05
+    assert main(["plot", str(BASELINE), "--out", str(tmp_path / "plain")]) == 0
+    assert not (tmp_path / "plain" / "latency_vs_input_size.png").exists()
+
+
+def test_input_size_plot_draws_one_panel_per_model_and_batch(tmp_path):
+    from reports import frame as frames
+    from reports import plots
+    from reports.load import load_runs
+
+    measured = frames.measured(frames.records_frame(load_runs([_size_sweep(tmp_path)])))
+    assert sorted(measured["input_size"].unique()) == [32, 48, 64]
+    fig = plots.latency_vs_input_size(measured)
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    expected = measured.groupby(["model", "batch_size"]).ngroups
+    assert len(panels) == expected
+    for ax in panels:
+        for line in ax.get_lines():
+            assert list(line.get_xdata()) == [32, 48, 64]
+            y = list(line.get_ydata())
+            assert y == sorted(y)  # latencies scaled with the pixel count rise with the size
