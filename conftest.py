@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from benchmarks.workload import DEVICES, DTYPES, FRAMEWORKS, BuildOptions, Combination, backend_importable, get_backend
+from reports.vocabulary import CONFIGS, DEFAULT_CONFIG
 from models.registry import UnknownModelError, get_family, get_spec, list_models, select_models
 
 DEFAULT_MODELS = ("resnet50", "vit_b_16")
@@ -55,6 +56,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"batch sizes (default: {' '.join(map(str, DEFAULT_BATCH_SIZES))})")
     group.addoption("--dtype", nargs="+", default=None, metavar="DTYPE",
                     help=f"dtypes, from {', '.join(DTYPES)} (default: float32)")
+    group.addoption("--config", nargs="+", default=None, metavar="NAME",
+                    help=f"tuned configurations, a matrix dimension, from {', '.join(CONFIGS)}; one a framework or "
+                         f"device cannot run skips (default: {DEFAULT_CONFIG})")
+    group.addoption("--xla-flags", default=None, metavar="FLAGS",
+                    help="XLA flags for the whole process (appended to $XLA_FLAGS before JAX starts; recorded)")
+    group.addoption("--compile-cache", default=None, metavar="DIR",
+                    help="persistent compilation caches in DIR: JAX's and torch inductor's; records say cold or warm")
     group.addoption("--rounds", default="5", help="timed calls per combination (default: 5)")
     group.addoption("--warmup", default="1",
                     help="untimed calls after the first call, before timing (default: 1)")
@@ -96,6 +104,7 @@ class MatrixOptions:
     batch_sizes: list[int]
     dtypes: list[str]
     input_sizes: list[int | None]
+    configs: list[str]
     rounds: int
     warmup: int
     threads: int | None
@@ -112,6 +121,7 @@ def parse_options(config: pytest.Config) -> MatrixOptions:
         batch_sizes=[_whole_number("--batch-sizes", b, 1) for b in config.getoption("batch_sizes") or DEFAULT_BATCH_SIZES],
         dtypes=[_one_of("--dtype", d, DTYPES) for d in config.getoption("dtype") or DEFAULT_DTYPES],
         input_sizes=[_whole_number("--input-size", n, 1) for n in config.getoption("input_size") or ()] or [None],
+        configs=list(dict.fromkeys(_one_of("--config", c, CONFIGS) for c in config.getoption("config") or (DEFAULT_CONFIG,))),
         rounds=_whole_number("--rounds", config.getoption("rounds"), 1),
         warmup=_whole_number("--warmup", config.getoption("warmup"), 0),
         threads=None if threads is None else _whole_number("--threads", threads, 1),
@@ -147,6 +157,12 @@ def pytest_configure(config: pytest.Config) -> None:
     # Both settings below must precede JAX's start, which the device check may trigger.
     # torch and JAX share the GPU in one process: JAX must not grab 75% of it up front.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    if config.getoption("xla_flags"):
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {config.getoption('xla_flags')}".strip()
+    if config.getoption("compile_cache"):
+        from benchmarks.compile_cache import enable_compile_caches
+
+        enable_compile_caches(config.getoption("compile_cache"))
     cores = sorted(os.sched_getaffinity(0))
     if options.threads is not None and options.threads < len(cores):
         # XLA:CPU sizes its pool by the cores this process may use, so restricting the
@@ -174,11 +190,12 @@ def matrix(options: MatrixOptions) -> list[Combination]:
     """Every combination the options select, in a stable order."""
     device = resolve_device(options.device)
     return [
-        Combination(model, framework, device, batch, dtype, input_size=_own_size_as_none(model, size))
+        Combination(model, framework, device, batch, dtype, input_size=_own_size_as_none(model, size), config=config)
         for model in options.models
         for size in options.input_sizes
         for batch in options.batch_sizes
         for dtype in options.dtypes
+        for config in options.configs
         for framework in options.frameworks
     ]
 
@@ -247,6 +264,8 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     info: dict[str, Any] = {
         "cpu_affinity": len(os.sched_getaffinity(0)),
         "xla_python_client_preallocate": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE"),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "compile_cache": config.getoption("compile_cache"),
         **_gpu_info(),
     }
     for framework in FRAMEWORKS:

@@ -13,6 +13,7 @@ import jaxlib
 import numpy as np
 
 from benchmarks import weights as shared_weights
+from benchmarks.compile_cache import cache_entries, jax_cache_dir
 from benchmarks.workload import BuildOptions, Combination, Workload, cpu_name
 from models.flax_models import build_flax_module, count_params, init_variables, port_torch_model
 from models.porting import nchw_to_nhwc
@@ -52,8 +53,23 @@ def device_name(device: str) -> str:
     return _devices(device)[0].device_kind
 
 
+# Configuration -> (XLA compiler options for this program, devices it runs on). JAX always
+# compiles the whole program (jit) and lays images out NHWC, so torch's eager / compile /
+# channels_last distinctions have no JAX twin; "eager" is plain jit. Flags for the whole
+# process go through --xla-flags (XLA_FLAGS), recorded in the machine info.
+CONFIGS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
+    "eager": ({}, ("cpu", "cuda")),
+    # Measure every candidate cuDNN/cuBLAS algorithm and keep the fastest (level 4: with correctness checks).
+    "xla-autotune": ({"xla_gpu_autotune_level": 4}, ("cuda",)),
+}
+
+
 def unsupported_reason(combo: Combination) -> str | None:
     """Why JAX cannot run `combo`, or None."""
+    if combo.config not in CONFIGS:
+        return f"configuration {combo.config!r} is not a JAX one (JAX runs: {', '.join(CONFIGS)}; it always jit-compiles, NHWC)"
+    if combo.device not in CONFIGS[combo.config][1]:
+        return f"configuration {combo.config!r} needs {' or '.join(CONFIGS[combo.config][1])}, not {combo.device}"
     if not device_available(combo.device):
         hint = " (install jax[cuda12] or jax[cuda13])" if combo.device == "cuda" else ""
         return f"jax {jax.__version__} has no {combo.device} backend here{hint}"
@@ -126,19 +142,24 @@ def build_workload(combo: Combination, options: BuildOptions) -> Workload:
 
     forward = jax.jit(module.apply)
     # The precision is fixed when the program is traced: TF32 only when asked, as in torch.
+    cache = jax_cache_dir()
+    entries_before = cache_entries(cache)
     with jax.default_matmul_precision("tensorfloat32" if options.tf32 else "highest"):
         start = time.perf_counter()
+        compiler_options = CONFIGS[combo.config][0]
         lowered = forward.lower(variables, x)
-        compiled = lowered.compile()
+        compiled = lowered.compile(compiler_options or None)
         compile_ms = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
-        forward.lower(variables, x).compile()
+        forward.lower(variables, x).compile(compiler_options or None)
         compile_warm_ms = (time.perf_counter() - start) * 1e3
 
     def run() -> Any:
         return jax.block_until_ready(compiled(variables, x))
 
     program_memory = _xla_memory(compiled)
+    # Warm: this process found its program in the persistent cache (nothing new was written).
+    cache_state = None if cache is None else ("warm" if cache_entries(cache) == entries_before else "cold")
 
     def memory() -> dict[str, float]:
         stats = device.memory_stats() or {}
@@ -159,5 +180,7 @@ def build_workload(combo: Combination, options: BuildOptions) -> Workload:
         compile_warm_ms=compile_warm_ms,
         weights=weights_label,
         memory=memory,
-        extra={"jax_platform": device.platform, "tf32": options.tf32, "flops_compiled": _xla_flops(compiled)},
+        extra={"jax_platform": device.platform, "tf32": options.tf32, "flops_compiled": _xla_flops(compiled),
+               "xla_compiler_options": {k: str(v) for k, v in CONFIGS[combo.config][0].items()},
+               "xla_flags": os.environ.get("XLA_FLAGS", ""), "compile_cache": cache_state},
     )

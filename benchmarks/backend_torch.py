@@ -41,8 +41,24 @@ def device_name(device: str) -> str:
     return cpu_name()
 
 
+# Configuration -> (torch.compile mode or None for eager, channels_last, devices it runs on).
+# "compile" is torch.compile's default mode; "compile-max" autotunes kernels (max-autotune);
+# "cudagraphs" replays CUDA graphs (reduce-overhead), which exist only on CUDA.
+CONFIGS: dict[str, tuple[str | None, bool, tuple[str, ...]]] = {
+    "eager": (None, False, ("cpu", "cuda")),
+    "channels_last": (None, True, ("cpu", "cuda")),
+    "compile": ("default", False, ("cpu", "cuda")),
+    "compile-max": ("max-autotune", False, ("cpu", "cuda")),
+    "cudagraphs": ("reduce-overhead", False, ("cuda",)),
+}
+
+
 def unsupported_reason(combo: Combination) -> str | None:
     """Why torch cannot run `combo` (the model's size limits are checked by the matrix), or None."""
+    if combo.config not in CONFIGS:
+        return f"configuration {combo.config!r} is not a torch one (torch runs: {', '.join(CONFIGS)})"
+    if combo.device not in CONFIGS[combo.config][2]:
+        return f"configuration {combo.config!r} needs {' or '.join(CONFIGS[combo.config][2])}, not {combo.device}"
     if not device_available(combo.device):
         return f"torch {torch.__version__} has no {combo.device} device here"
     if combo.device == "cuda" and combo.dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
@@ -93,11 +109,17 @@ def build_workload(combo: Combination, options: BuildOptions) -> Workload:
         p.requires_grad_(False)
     images = shared_weights.input_batch(spec, combo.batch_size, options.seed, combo.input_size)  # (N, C, H, W)
     x = torch.from_numpy(images).to(device=combo.device, dtype=_DTYPES[combo.dtype])
+    compile_mode, channels_last, _ = CONFIGS[combo.config]
+    if options.torch_compile and compile_mode is None:  # --torch-compile: the eager configs, compiled
+        compile_mode = "default"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
 
     forward = model
     compile_ms = None
-    if options.torch_compile:
-        forward = torch.compile(model)
+    if compile_mode is not None:
+        forward = torch.compile(model, mode=None if compile_mode == "default" else compile_mode)
         start = time.perf_counter()
         with torch.inference_mode():
             forward(x)
@@ -138,5 +160,6 @@ def build_workload(combo: Combination, options: BuildOptions) -> Workload:
         weights=weights_label,
         reset_memory=reset_memory,
         memory=memory,
-        extra={"torch_compile": options.torch_compile, "tf32": options.tf32},
+        extra={"torch_compile": compile_mode or False, "channels_last": channels_last,
+               "tf32": options.tf32},
     )

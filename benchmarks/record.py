@@ -13,6 +13,7 @@ import psutil
 from benchmarks import stats
 from benchmarks.workload import Combination, Workload
 from models.registry import get_spec
+from reports.peaks import utilisation
 from reports.schema import SCHEMA_NAME, SCHEMA_VERSION
 
 _MiB = 2**20
@@ -33,6 +34,7 @@ def _identity(combo: Combination, device_name: str) -> dict[str, Any]:
         "dtype": combo.dtype,
         "mode": combo.mode,
         "input_size": combo.input_size or spec.input_size,
+        "config": combo.config,
     }
 
 
@@ -52,6 +54,8 @@ def make_record(
     """The full record of a measured combination."""
     combo = workload.combo
     reasons = stats.validity(samples_s)
+    median_s = float(np.median(samples_s)) if len(samples_s) else None
+    efficiency = utilisation(workload.flops, median_s, workload.device_name, combo.dtype, bool(workload.extra.get("tf32")))
     record = _identity(combo, workload.device_name)
     record.update(
         status="ok",
@@ -66,6 +70,7 @@ def make_record(
         compile_warm_ms=workload.compile_warm_ms,
         first_call_ms=first_call_ms,
         **stats.latency_summary(samples_s, combo.batch_size),
+        **efficiency,
         samples_ms=[round(s * 1e3, 6) for s in samples_s],
         timer_resolution_s=stats.timer_resolution_s(),
         **workload.memory(),

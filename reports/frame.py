@@ -20,11 +20,11 @@ CSV_COLUMNS = (
 )
 # Further columns after the contract's, for the other views and for readers who want them.
 EXTRA_COLUMNS = (
-    "machine", "mode", "input_size", "status", "reason", "params", "flops", "parity_status", "parity_max_abs",
+    "machine", "mode", "input_size", "config", "status", "reason", "params", "flops", "parity_status", "parity_max_abs",
     "latency_p90_ms", "latency_cv", "n_samples", "valid", "source",
 )
 # A combination on one machine: the rows that sit side by side in the comparison.
-COMBINATION = ("machine", "model", "device_type", "batch_size", "dtype", "mode", "input_size")
+COMBINATION = ("machine", "model", "device_type", "batch_size", "dtype", "mode", "input_size", "config")
 
 
 def peak_memory_mb(record: dict[str, Any]) -> float | None:
@@ -72,6 +72,7 @@ def _row(run: Run, record: dict[str, Any]) -> dict[str, Any]:
         "machine": run.machine,
         "mode": record["mode"],
         "input_size": _input_size(record),
+        "config": record.get("config") or "eager",
         "status": record["status"],
         "reason": record.get("reason"),
         "params": record.get("params"),

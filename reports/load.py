@@ -45,7 +45,7 @@ def benchmark_id(record: dict[str, Any]) -> str:
         return record["id"]
     # Records written before the id was stored: rebuild it from the key fields.
     return Combination(record["model"], record["framework"], record["device"], record["batch_size"], record["dtype"],
-                       record["mode"]).id
+                       record["mode"], config=record.get("config") or "eager").id
 
 
 def record_key(record: dict[str, Any]) -> tuple[Any, ...]:

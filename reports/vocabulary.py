@@ -16,6 +16,10 @@ DEVICES = ("cpu", "cuda")
 DTYPES = ("float32", "float16", "bfloat16")
 MODES = ("inference",)
 DEFAULT_MODE = "inference"
+# Tuned configurations (a matrix dimension): how a framework runs the same model. Each back
+# end says which it can run where; the rest skip at collection with the reason.
+CONFIGS = ("eager", "channels_last", "compile", "compile-max", "cudagraphs", "xla-autotune")
+DEFAULT_CONFIG = "eager"
 
 
 def canonical_framework(name: str) -> str:
@@ -38,18 +42,24 @@ class Combination:
     dtype: str
     mode: str = DEFAULT_MODE
     input_size: int | None = None
+    config: str = DEFAULT_CONFIG
 
     @property
     def id(self) -> str:
-        """A readable test id: `resnet50-jax-cpu-bs8-float32`, `swin_t-torch-cpu-bs1-float32-288px-train`."""
+        """A readable test id: `resnet50-jax-cpu-bs8-float32`, `swin_t-torch-cuda-bs1-bfloat16-288px-train+compile-max`.
+
+        Defaults (the model's own size, inference, eager) are left out; a configuration
+        follows a '+' because its name may hold a hyphen.
+        """
         size = "" if self.input_size is None else f"-{self.input_size}px"
         mode = "" if self.mode == DEFAULT_MODE else f"-{self.mode}"
-        return f"{self.model}-{self.framework}-{self.device}-bs{self.batch_size}-{self.dtype}{size}{mode}"
+        config = "" if self.config == DEFAULT_CONFIG else f"+{self.config}"
+        return f"{self.model}-{self.framework}-{self.device}-bs{self.batch_size}-{self.dtype}{size}{mode}{config}"
 
 
 _ID = re.compile(
-    r"^(?P<model>[^-]+)-(?P<framework>[^-]+)-(?P<device>[^-]+)-bs(?P<batch_size>\d+)-(?P<dtype>[^-]+)"
-    r"(?:-(?P<input_size>\d+)px)?(?:-(?P<mode>[a-z]+))?$"
+    r"^(?P<model>[^-+]+)-(?P<framework>[^-+]+)-(?P<device>[^-+]+)-bs(?P<batch_size>\d+)-(?P<dtype>[^-+]+)"
+    r"(?:-(?P<input_size>\d+)px)?(?:-(?P<mode>[a-z]+))?(?:\+(?P<config>.+))?$"
 )
 
 
@@ -68,4 +78,5 @@ def parse_id(text: str) -> Combination:
         dtype=parts["dtype"],
         mode=parts["mode"] or DEFAULT_MODE,
         input_size=int(parts["input_size"]) if parts["input_size"] else None,
+        config=parts["config"] or DEFAULT_CONFIG,
     )
