@@ -148,6 +148,7 @@ def build_workload(combo: Combination, options: BuildOptions) -> Workload:
         start = time.perf_counter()
         compiler_options = CONFIGS[combo.config][0]
         lowered = forward.lower(variables, x)
+        lower_ms = (time.perf_counter() - start) * 1e3  # tracing the Flax module: never cached
         compiled = lowered.compile(compiler_options or None)
         compile_ms = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
@@ -182,5 +183,6 @@ def build_workload(combo: Combination, options: BuildOptions) -> Workload:
         memory=memory,
         extra={"jax_platform": device.platform, "tf32": options.tf32, "flops_compiled": _xla_flops(compiled),
                "xla_compiler_options": {k: str(v) for k, v in CONFIGS[combo.config][0].items()},
-               "xla_flags": os.environ.get("XLA_FLAGS", ""), "compile_cache": cache_state},
+               "xla_flags": os.environ.get("XLA_FLAGS", ""), "compile_cache": cache_state,
+               "lower_ms": lower_ms, "xla_compile_ms": compile_ms - lower_ms},
     )
