@@ -53,7 +53,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--device", default="auto",
                     help="device; auto picks cuda when a framework sees one, else cpu (default: auto)")
     group.addoption("--batch-sizes", nargs="+", default=None, metavar="N",
-                    help=f"batch sizes (default: {' '.join(map(str, DEFAULT_BATCH_SIZES))})")
+                    help=f"batch sizes, or 'auto': double from 1 until out of memory or img/s gains under 5%% "
+                         f"(default: {' '.join(map(str, DEFAULT_BATCH_SIZES))})")
     group.addoption("--dtype", nargs="+", default=None, metavar="DTYPE",
                     help=f"dtypes, from {', '.join(DTYPES)} (default: float32)")
     group.addoption("--config", nargs="+", default=None, metavar="NAME",
@@ -101,7 +102,7 @@ class MatrixOptions:
     models: list[str]
     frameworks: tuple[str, ...]
     device: str
-    batch_sizes: list[int]
+    batch_sizes: list[int] | str  # or "auto": a sweep
     dtypes: list[str]
     input_sizes: list[int | None]
     configs: list[str]
@@ -118,7 +119,7 @@ def parse_options(config: pytest.Config) -> MatrixOptions:
         models=selected_models(config),
         frameworks=FRAMEWORKS if framework == "both" else (framework,),
         device=_one_of("--device", config.getoption("device"), ("auto", *DEVICES)),
-        batch_sizes=[_whole_number("--batch-sizes", b, 1) for b in config.getoption("batch_sizes") or DEFAULT_BATCH_SIZES],
+        batch_sizes=_batch_sizes(config.getoption("batch_sizes") or DEFAULT_BATCH_SIZES),
         dtypes=[_one_of("--dtype", d, DTYPES) for d in config.getoption("dtype") or DEFAULT_DTYPES],
         input_sizes=[_whole_number("--input-size", n, 1) for n in config.getoption("input_size") or ()] or [None],
         configs=list(dict.fromkeys(_one_of("--config", c, CONFIGS) for c in config.getoption("config") or (DEFAULT_CONFIG,))),
@@ -128,7 +129,16 @@ def parse_options(config: pytest.Config) -> MatrixOptions:
     )
 
 
+def _batch_sizes(values: Any) -> list[int] | str:
+    if "auto" in values:
+        if len(values) > 1:
+            raise pytest.UsageError("--batch-sizes: 'auto' sweeps the batch by itself; give it alone")
+        return "auto"
+    return [_whole_number("--batch-sizes", b, 1) for b in values]
+
+
 _options_key = pytest.StashKey[MatrixOptions]()
+_sweep_key = pytest.StashKey[Any]()
 
 
 def _check_environment(config: pytest.Config, options: MatrixOptions) -> None:
@@ -189,6 +199,10 @@ def _own_size_as_none(model: str, size: int | None) -> int | None:
 def matrix(options: MatrixOptions) -> list[Combination]:
     """Every combination the options select, in a stable order."""
     device = resolve_device(options.device)
+    if options.batch_sizes == "auto":
+        from benchmarks.sweep import auto_batch_sizes
+
+        options = dataclasses.replace(options, batch_sizes=auto_batch_sizes(device))
     return [
         Combination(model, framework, device, batch, dtype, input_size=_own_size_as_none(model, size), config=config)
         for model in options.models
@@ -244,6 +258,17 @@ def bench_run(pytestconfig: pytest.Config):
     return run
 
 
+@pytest.fixture(scope="session")
+def batch_sweep(pytestconfig: pytest.Config):
+    """The run's batch sweep (`--batch-sizes auto`), or None for fixed batch sizes."""
+    if pytestconfig.stash[_options_key].batch_sizes != "auto":
+        return None
+    from benchmarks.sweep import Sweep
+
+    pytestconfig.stash[_sweep_key] = Sweep()
+    return pytestconfig.stash[_sweep_key]
+
+
 def _gpu_info() -> dict[str, str]:
     if shutil.which("nvidia-smi") is None:
         return {}
@@ -282,6 +307,9 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_
         "schema_version": SCHEMA_VERSION,
         "failures": list(run.failures) if run is not None else [],
     }
+    sweep = config.stash.get(_sweep_key, None)
+    if sweep is not None:
+        output_json[VISIONBENCH_JSON_KEY]["batch_sweep"] = sweep.summary()
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -9,12 +9,22 @@ from benchmarks.runner import MeasurementSkipped
 from reports.summary import SUMMARY_FIELDS
 
 
-def test_forward(benchmark, bench_run, combo, request):
+def test_forward(benchmark, bench_run, batch_sweep, combo, request):
     benchmark.group = f"{combo.model}-{combo.device}-bs{combo.batch_size}-{combo.dtype}"
+    if batch_sweep is not None and (reason := batch_sweep.reason_to_skip(combo)):
+        pytest.skip(reason)
     try:
         record = bench_run.measure(benchmark, combo)
     except MeasurementSkipped as exc:
+        if batch_sweep is not None:
+            batch_sweep.record_failed(combo, str(exc))
         pytest.skip(str(exc))
+    except Exception as exc:
+        if batch_sweep is not None:
+            batch_sweep.record_failed(combo, f"{type(exc).__name__}: {exc}")
+        raise
+    if batch_sweep is not None and record:
+        batch_sweep.record_measured(combo, record["throughput_ips"])
     if record:
         request.node.user_properties.append(
             ("visionbench_record", {key: record.get(key) for key in SUMMARY_FIELDS})
