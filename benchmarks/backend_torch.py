@@ -50,6 +50,8 @@ CONFIGS: dict[str, tuple[str | None, bool, tuple[str, ...]]] = {
     "compile": ("default", False, ("cpu", "cuda")),
     "compile-max": ("max-autotune", False, ("cpu", "cuda")),
     "cudagraphs": ("reduce-overhead", False, ("cuda",)),
+    "channels_last-compile": ("default", True, ("cpu", "cuda")),
+    "channels_last-cudagraphs": ("reduce-overhead", True, ("cuda",)),
 }
 
 

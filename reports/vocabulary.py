@@ -18,7 +18,8 @@ MODES = ("inference",)
 DEFAULT_MODE = "inference"
 # Tuned configurations (a matrix dimension): how a framework runs the same model. Each back
 # end says which it can run where; the rest skip at collection with the reason.
-CONFIGS = ("eager", "channels_last", "compile", "compile-max", "cudagraphs", "xla-autotune")
+CONFIGS = ("eager", "channels_last", "compile", "compile-max", "cudagraphs", "channels_last-compile",
+           "channels_last-cudagraphs", "xla-autotune")
 DEFAULT_CONFIG = "eager"
 
 
