@@ -170,3 +170,23 @@ def overall(verdicts: Mapping[str, Verdict]) -> str:
         if verdict in found:
             return verdict
     return PASS
+
+
+BOOTSTRAP_RESAMPLES = 4000
+
+
+def median_ratio_interval(d: Sequence[float], confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """exp of the median of per-round log-ratios `d`, and its bootstrap percentile interval.
+
+    `d` as from `log_ratios`: per round, log(median B / median A). The interval resamples
+    the rounds with replacement (seeded, so a report is reproducible); it needs at least
+    two rounds, and with few rounds it is wide, as it should be.
+    """
+    values = np.asarray(d, dtype=float)
+    if values.size < 2 or not np.all(np.isfinite(values)):
+        raise ValueError(f"a ratio interval needs at least 2 finite per-round ratios, got {values.size}")
+    rng = np.random.default_rng(seed)
+    resampled = np.median(values[rng.integers(0, values.size, size=(BOOTSTRAP_RESAMPLES, values.size))], axis=1)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(resampled, [tail, 1.0 - tail])
+    return math.exp(float(np.median(values))), math.exp(float(low)), math.exp(float(high))
