@@ -88,6 +88,8 @@ def parse_models(label: str, names: Iterable[Any] | None, groups: Mapping[str, C
 
 def parse_batch_sizes(label: str, values: Iterable[Any] | None, default: Sequence[int] = DEFAULT_BATCH_SIZES) -> list[int]:
     """Batch sizes, each a whole number >= 1; None means `default`."""
+    if isinstance(values, (str, int)):
+        raise OptionError(f"{label}: expected a list of whole numbers, got {values!r}; e.g. [1, 8]")
     sizes = [whole_number(label, value, 1) for value in (list(values) if values is not None else default)]
     if not sizes:
         raise OptionError(f"{label}: give at least one batch size, e.g. 1 8")
