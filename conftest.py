@@ -7,7 +7,6 @@ one line and pytest's usage-error exit code 4, before anything is built.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import subprocess
@@ -15,31 +14,17 @@ from typing import Any
 
 import pytest
 
-from benchmarks.workload import DEVICES, DTYPES, FRAMEWORKS, BuildOptions, Combination, backend_importable, get_backend
+from benchmarks import options as opts
+from benchmarks.harness import share_gpu_with_torch, unsupported_reason
+from benchmarks.options import DEFAULT_BATCH_SIZES, DEFAULT_MODELS, MatrixOptions, OptionError, resolve_device
+from benchmarks.workload import DTYPES, FRAMEWORKS, BuildOptions, Combination, backend_importable, get_backend
+from models.registry import get_spec
 from reports.vocabulary import CONFIGS, DEFAULT_CONFIG
-from models.registry import UnknownModelError, get_family, get_spec, list_models, select_models
 
-DEFAULT_MODELS = ("resnet50", "vit_b_16")
-DEFAULT_BATCH_SIZES = (1, 8)
-DEFAULT_DTYPES = ("float32",)
 VISIONBENCH_JSON_KEY = "visionbench"
 _run_key = pytest.StashKey[Any]()  # the session's BenchRun, once a benchmark asked for it
-
-
-def _whole_number(option: str, text: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise pytest.UsageError(f"{option}: expected a whole number, got {text!r}") from None
-    if value < minimum:
-        raise pytest.UsageError(f"{option}: must be >= {minimum}, got {value}")
-    return value
-
-
-def _one_of(option: str, value: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise pytest.UsageError(f"{option}: unknown value {value!r}; choose from {', '.join(choices)}")
-    return value
+_options_key = pytest.StashKey[MatrixOptions]()
+_sweep_key = pytest.StashKey[Any]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -53,7 +38,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--device", default="auto",
                     help="device; auto picks cuda when a framework sees one, else cpu (default: auto)")
     group.addoption("--batch-sizes", nargs="+", default=None, metavar="N",
-                    help=f"batch sizes, or 'auto': double from 1 until out of memory or img/s gains under 5%% "
+                    help="batch sizes, or 'auto': double from 1 until out of memory or img/s gains under 5%% "
                          f"(default: {' '.join(map(str, DEFAULT_BATCH_SIZES))})")
     group.addoption("--dtype", nargs="+", default=None, metavar="DTYPE",
                     help=f"dtypes, from {', '.join(DTYPES)} (default: float32)")
@@ -78,95 +63,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--no-parity", action="store_true", help="skip the per-model torch/Flax parity check of JAX records")
 
 
-def selected_models(config: pytest.Config) -> list[str]:
-    """The --model names, families and patterns expanded; raises UsageError on one that matches nothing."""
-    patterns = config.getoption("model") or list(DEFAULT_MODELS)
-    try:
-        return select_models(patterns)
-    except UnknownModelError as exc:
-        test_only = sorted(set(list_models(include_test_only=True)) - set(list_models()))
-        raise pytest.UsageError(f"--model: {exc}; 'all' for every model (test-only: {', '.join(test_only)})") from None
-
-
-def _cuda_visible() -> bool:
-    for framework in FRAMEWORKS:
-        if backend_importable(framework) is None and get_backend(framework).device_available("cuda"):
-            return True
-    return False
-
-
-@dataclasses.dataclass(frozen=True)
-class MatrixOptions:
-    """The validated matrix options of a run."""
-
-    models: list[str]
-    frameworks: tuple[str, ...]
-    device: str
-    batch_sizes: list[int] | str  # or "auto": a sweep
-    dtypes: list[str]
-    input_sizes: list[int | None]
-    configs: list[str]
-    rounds: int
-    warmup: int
-    threads: int | None
-
-
 def parse_options(config: pytest.Config) -> MatrixOptions:
-    """Validate every matrix option; the first bad one raises UsageError with one line."""
-    framework = _one_of("--framework", config.getoption("framework"), (*FRAMEWORKS, "both"))
-    threads = config.getoption("threads")
-    return MatrixOptions(
-        models=selected_models(config),
-        frameworks=FRAMEWORKS if framework == "both" else (framework,),
-        device=_one_of("--device", config.getoption("device"), ("auto", *DEVICES)),
-        batch_sizes=_batch_sizes(config.getoption("batch_sizes") or DEFAULT_BATCH_SIZES),
-        dtypes=[_one_of("--dtype", d, DTYPES) for d in config.getoption("dtype") or DEFAULT_DTYPES],
-        input_sizes=[_whole_number("--input-size", n, 1) for n in config.getoption("input_size") or ()] or [None],
-        configs=list(dict.fromkeys(_one_of("--config", c, CONFIGS) for c in config.getoption("config") or (DEFAULT_CONFIG,))),
-        rounds=_whole_number("--rounds", config.getoption("rounds"), 1),
-        warmup=_whole_number("--warmup", config.getoption("warmup"), 0),
-        threads=None if threads is None else _whole_number("--threads", threads, 1),
-    )
-
-
-def _batch_sizes(values: Any) -> list[int] | str:
-    if "auto" in values:
-        if len(values) > 1:
-            raise pytest.UsageError("--batch-sizes: 'auto' sweeps the batch by itself; give it alone")
-        return "auto"
-    return [_whole_number("--batch-sizes", b, 1) for b in values]
-
-
-_options_key = pytest.StashKey[MatrixOptions]()
-_sweep_key = pytest.StashKey[Any]()
-
-
-def _check_environment(config: pytest.Config, options: MatrixOptions) -> None:
-    """The checks that look at this machine: the device and weights files."""
-    models = options.models
-    if options.device == "cuda" and not _cuda_visible():
-        raise pytest.UsageError("--device cuda: no CUDA device is visible to torch or jax here; use --device cpu or auto")
-    weights = config.getoption("weights")
-    if weights is not None:
-        if not os.path.isfile(weights):
-            raise pytest.UsageError(f"--weights: no such file {weights!r}; give the path of a torchvision .pth file")
-        if len(models) != 1:
-            raise pytest.UsageError(f"--weights: one file fits one model, but {len(models)} are selected; add --model NAME")
-    if config.getoption("pretrained") and weights is None:
-        from models.torch_models import WeightsNotFoundError, find_weights_file
-
-        for name in models:
-            try:
-                find_weights_file(get_spec(name))
-            except WeightsNotFoundError as exc:
-                raise pytest.UsageError(f"--pretrained: {exc}") from None
+    """Validate every matrix option (benchmarks/options.py); the first bad one raises UsageError with one line."""
+    try:
+        return opts.parse_matrix_options(
+            **{name: config.getoption(name) for name in (
+                "model", "framework", "device", "batch_sizes", "dtype", "rounds", "warmup", "threads",
+                "pretrained", "weights", "input_size", "config")}
+        )
+    except OptionError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_configure(config: pytest.Config) -> None:
     options = parse_options(config)  # imports neither framework
     # Both settings below must precede JAX's start, which the device check may trigger.
-    # torch and JAX share the GPU in one process: JAX must not grab 75% of it up front.
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    share_gpu_with_torch()
     if config.getoption("xla_flags"):
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {config.getoption('xla_flags')}".strip()
     if config.getoption("compile_cache"):
@@ -178,17 +90,12 @@ def pytest_configure(config: pytest.Config) -> None:
         # XLA:CPU sizes its pool by the cores this process may use, so restricting the
         # affinity is what gives both frameworks the same cores.
         os.sched_setaffinity(0, cores[:options.threads])
-    _check_environment(config, options)
+    try:  # the checks that look at this machine: the device and weights files
+        opts.check_device_present("--device", options.device)
+        opts.check_weights(options.models, config.getoption("pretrained"), options.weights)
+    except OptionError as exc:
+        raise pytest.UsageError(str(exc)) from None
     config.stash[_options_key] = options
-
-
-
-
-def resolve_device(device: str) -> str:
-    """The device of this run: --device, with auto resolved."""
-    if device == "auto":
-        return "cuda" if _cuda_visible() else "cpu"
-    return device
 
 
 def _own_size_as_none(model: str, size: int | None) -> int | None:
@@ -197,28 +104,22 @@ def _own_size_as_none(model: str, size: int | None) -> int | None:
 
 
 def matrix(options: MatrixOptions) -> list[Combination]:
-    """Every combination the options select, in a stable order."""
+    """Every combination the options select, in a stable order (framework innermost: pairs are adjacent)."""
     device = resolve_device(options.device)
-    if options.batch_sizes == "auto":
+    batch_sizes = options.batch_sizes
+    if batch_sizes == "auto":
         from benchmarks.sweep import auto_batch_sizes
 
-        options = dataclasses.replace(options, batch_sizes=auto_batch_sizes(device))
+        batch_sizes = auto_batch_sizes(device)
     return [
         Combination(model, framework, device, batch, dtype, input_size=_own_size_as_none(model, size), config=config)
         for model in options.models
         for size in options.input_sizes
-        for batch in options.batch_sizes
+        for batch in batch_sizes
         for dtype in options.dtypes
         for config in options.configs
         for framework in options.frameworks
     ]
-
-
-def unsupported_reason(combo: Combination) -> str | None:
-    """Why `combo` cannot run here, decided at collection; None if it can."""
-    spec = get_spec(combo.model)
-    size_reason = get_family(spec.family).size_reason(spec, combo.input_size or spec.input_size)
-    return size_reason or backend_importable(combo.framework) or get_backend(combo.framework).unsupported_reason(combo)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -235,7 +136,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def bench_run(pytestconfig: pytest.Config):
     """The run's shared settings and failure log."""
-    from benchmarks.runner import BenchRun
+    from benchmarks.harness import BenchRun
 
     parity_check = None
     if not pytestconfig.getoption("no_parity"):
@@ -247,8 +148,8 @@ def bench_run(pytestconfig: pytest.Config):
             threads=len(os.sched_getaffinity(0)),
             torch_compile=pytestconfig.getoption("torch_compile"),
             tf32=pytestconfig.getoption("tf32"),
-            pretrained=pytestconfig.getoption("pretrained") or pytestconfig.getoption("weights") is not None,
-            weights=pytestconfig.getoption("weights"),
+            pretrained=pytestconfig.stash[_options_key].pretrained,
+            weights=pytestconfig.stash[_options_key].weights,
         ),
         rounds=pytestconfig.stash[_options_key].rounds,
         warmup=pytestconfig.stash[_options_key].warmup,

@@ -5,7 +5,7 @@ Framework-neutral: every combination is a `Workload` from its back end.
 
 import pytest
 
-from benchmarks.runner import MeasurementSkipped
+from benchmarks.harness import MeasurementSkipped
 from reports.summary import SUMMARY_FIELDS
 
 

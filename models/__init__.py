@@ -6,6 +6,7 @@ when called, so a torch-only or JAX-only user can run their half.
 
 from __future__ import annotations
 
+import operator
 import os
 from typing import Any
 
@@ -95,7 +96,7 @@ def check_input_size(spec: ModelSpec, input_size: int) -> None:
 
 def get_flax_model(
     name: str,
-    input_shape: tuple[int, int, int, int] | None = None,
+    input_shape: tuple[int, ...] | None = None,
     rng_key: Any = None,
     num_classes: int | None = None,
     torch_model: Any = None,
@@ -105,8 +106,8 @@ def get_flax_model(
 
     With `torch_model` the variables hold its weights, ported and checked; otherwise they
     are initialised from `rng_key` under `jax.jit`. `apply_fn(variables, x_nhwc)` returns
-    logits. `input_shape` is NHWC (default: batch 1 at the spec's size); `num_classes`
-    defaults to the spec's.
+    logits. `input_shape` is one image, HWC, or a batch, NHWC (default: batch 1 at the
+    spec's size); `num_classes` defaults to the spec's.
     """
     import jax
     import jax.numpy as jnp
@@ -114,7 +115,7 @@ def get_flax_model(
     from models import flax_models
 
     spec = get_spec(name)
-    shape = tuple(input_shape) if input_shape is not None else (1, spec.input_size, spec.input_size, 3)
+    shape = _nhwc_input_shape(spec, input_shape)
     check_input_size(spec, shape[1])
     module = flax_models.build_flax_module(spec, dtype or jnp.float32, num_classes, input_size=shape[1])
     if torch_model is not None:
@@ -124,3 +125,22 @@ def get_flax_model(
     metadata = get_model_info(name)
     metadata["module"] = module
     return module.apply, variables, flax_models.make_flax_preprocess(spec), metadata
+
+
+def _nhwc_input_shape(spec: ModelSpec, input_shape: Any) -> tuple[int, int, int, int]:
+    """`input_shape` given as HWC or NHWC, as NHWC; ValueError naming the expected forms otherwise."""
+    size = spec.input_size
+    if input_shape is None:
+        return (1, size, size, 3)
+    try:
+        shape = tuple(operator.index(d) for d in input_shape)
+    except TypeError:
+        shape = ()
+    if len(shape) == 3:
+        shape = (1, *shape)  # (H, W, C) -> (1, H, W, C)
+    if len(shape) != 4 or shape[-1] != 3 or min(shape) < 1:
+        raise ValueError(
+            f"input_shape: expected (H, W, C) or (N, H, W, C) with C = 3 (channels last), got {input_shape!r}; "
+            f"e.g. {(size, size, 3)} for {spec.name}"
+        )
+    return shape

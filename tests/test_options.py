@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from models.registry import list_families, list_models
+
+from benchmarks.options import OptionError, parse_matrix_options
 from models import list_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +48,38 @@ def test_bad_option_is_one_line_and_exit_code_4(args, expected):
     assert len(error_lines) == 1, result.stderr
     assert error_lines[0].startswith("ERROR: ") and expected in error_lines[0]
     assert "collected" not in result.stdout  # stopped before anything was built
+
+
+BAD_MATRIX_OPTIONS = [
+    ({"model": ["nope"]}, f"--model: unknown model 'nope'; known models: {', '.join(list_models())}; families: "
+                          f"{', '.join(list_families())}; shell patterns such as 'resnet*' also work, all (test-only: "
+                          f"{', '.join(sorted(set(list_models(include_test_only=True)) - set(list_models())))})"),
+    ({"batch_sizes": ["8", "0"]}, "--batch-sizes: must be >= 1, got 0"),
+    ({"batch_sizes": ["eight"]}, "--batch-sizes: expected a whole number, got 'eight'"),
+    ({"dtype": ["float64"]}, "--dtype: unknown value 'float64'; choose from float32, float16, bfloat16"),
+    ({"framework": "mxnet"}, "--framework: unknown value 'mxnet'; choose from torch, jax, both (pytorch = torch, flax = jax)"),
+    ({"device": "tpu"}, "--device: unknown value 'tpu'; choose from auto, cpu, cuda"),
+    ({"rounds": "0"}, "--rounds: must be >= 1, got 0"),
+    ({"warmup": "-1"}, "--warmup: must be >= 0, got -1"),
+    ({"threads": "0"}, "--threads: must be >= 1, got 0"),
+]
+DEFAULT_MATRIX_OPTIONS = dict(model=None, framework="both", device="auto", batch_sizes=None, dtype=None,
+                              rounds="5", warmup="1", threads=None)
+
+
+@pytest.mark.parametrize("bad, message", BAD_MATRIX_OPTIONS)
+def test_option_checks_are_plain_functions_raising_one_line(bad, message):
+    with pytest.raises(OptionError) as info:
+        parse_matrix_options(**{**DEFAULT_MATRIX_OPTIONS, **bad})
+    assert str(info.value) == message
+
+
+def test_plain_option_parsing_gives_the_defaults_and_accepts_pytorch():
+    options = parse_matrix_options(**DEFAULT_MATRIX_OPTIONS)
+    assert (options.models, options.frameworks, options.batch_sizes, options.dtypes) == (
+        ["resnet50", "vit_b_16"], ("torch", "jax"), [1, 8], ["float32"])
+    assert parse_matrix_options(**{**DEFAULT_MATRIX_OPTIONS, "framework": "pytorch"}).frameworks == ("torch",)
+    assert parse_matrix_options(**{**DEFAULT_MATRIX_OPTIONS, "model": ["all"]}).models == list_models()
 
 
 def test_pretrained_without_a_weights_file_names_where_it_looked(tmp_path):

@@ -43,7 +43,7 @@ def _hand_loop_ms(run, rounds: int) -> list[float]:
 
 def _install() -> None:
     """Wrap BenchRun so each benchmark is bracketed by hand-loop blocks on its own workload."""
-    from benchmarks.runner import BenchRun
+    from benchmarks.harness import BenchRun
 
     build, measure = BenchRun.build, BenchRun.measure
 

@@ -1,0 +1,139 @@
+"""Measure one combination: build its workload, call it once, warm it up untimed, time it, keep the record.
+
+The pytest benchmarks time with pytest-benchmark's `benchmark` fixture (`BenchRun.measure`);
+the seeds' runner (benchmarks/runner.py) times the same steps with a plain perf_counter
+loop (`BenchRun.measure_loop`), pytest-benchmark's own timer. Everything else, the
+workload, the warm-up, the statistics and the record, is shared.
+
+A failure is a record, not a crash: an out-of-memory or a broken build is written to
+`failures` (saved into the JSON by the conftest hook, or as a row by the runner) and the
+run goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import traceback
+from typing import Any, Callable
+
+from benchmarks.record import make_failure_record, make_record
+from benchmarks.workload import BuildOptions, Combination, Workload, backend_importable, get_backend
+
+
+class MeasurementSkipped(Exception):
+    """The combination could not be measured for a recorded, expected reason (e.g. OOM)."""
+
+
+def share_gpu_with_torch() -> None:
+    """Keep JAX from taking 75% of the GPU at start: torch and JAX share it in one process.
+
+    Must run before JAX starts.
+    """
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+
+def unsupported_reason(combo: Combination) -> str | None:
+    """Why `combo` cannot run here (a size the model cannot take, framework not installed, device absent, ...); None if it can."""
+    from models.registry import get_family, get_spec
+
+    spec = get_spec(combo.model)
+    size_reason = get_family(spec.family).size_reason(spec, combo.input_size or spec.input_size)
+    return size_reason or backend_importable(combo.framework) or get_backend(combo.framework).unsupported_reason(combo)
+
+
+def timed_calls(run: Callable[[], Any], rounds: int) -> list[float]:
+    """Wall time in seconds of each of `rounds` calls of `run`, which returns when the device is done."""
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        run()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+@dataclasses.dataclass
+class BenchRun:
+    """Settings and accumulated failures of one benchmark run."""
+
+    options: BuildOptions
+    rounds: int
+    warmup: int
+    parity_check: Callable[[Combination, BuildOptions], dict[str, Any]] | None = None
+    failures: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def versions(self, framework: str) -> dict[str, str]:
+        """The framework's versions."""
+        return get_backend(framework).versions()
+
+    def parity(self, combo: Combination) -> dict[str, Any]:
+        """Parity status of `combo`'s model against torch; torch records need none."""
+        if combo.framework == "torch":
+            return {"status": "not_applicable"}
+        if self.parity_check is None:
+            return {"status": "not_checked", "reason": "parity check disabled"}
+        return self.parity_check(combo, self.options)
+
+    def build(self, combo: Combination) -> Workload:
+        """Build `combo`'s workload, turning a failure into a record first."""
+        backend = get_backend(combo.framework)
+        try:
+            return backend.build_workload(combo, self.options)
+        except Exception as exc:
+            self._record_failure(combo, exc, "build")
+            raise
+
+    def measure(self, benchmark: Any, combo: Combination) -> dict[str, Any]:
+        """Time `combo` with pytest-benchmark's `benchmark` fixture and attach the record."""
+
+        def time_with_benchmark(workload: Workload) -> list[float] | None:
+            benchmark.pedantic(workload.run, rounds=self.rounds, iterations=1, warmup_rounds=0)
+            # --benchmark-disable: ran once as a test, nothing to record
+            return list(benchmark.stats.stats.data) if benchmark.enabled else None
+
+        record = self._measure(combo, time_with_benchmark)
+        benchmark.extra_info.update(record)
+        return record
+
+    def measure_loop(self, combo: Combination) -> dict[str, Any]:
+        """Time `combo` with a plain perf_counter loop (no pytest) and return its record."""
+        return self._measure(combo, lambda workload: timed_calls(workload.run, self.rounds))
+
+    def _measure(self, combo: Combination, time_calls: Callable[[Workload], list[float] | None]) -> dict[str, Any]:
+        workload = self.build(combo)
+        try:
+            start = time.perf_counter()
+            workload.run()  # first call: never timed as a sample
+            first_call_ms = (time.perf_counter() - start) * 1e3
+            for _ in range(self.warmup):
+                workload.run()
+            workload.reset_memory()
+            samples = time_calls(workload)
+        except Exception as exc:
+            self._record_failure(combo, exc, "run", workload.device_name)
+            raise
+        if samples is None:
+            return {}
+        return make_record(workload, samples, first_call_ms, self.versions(combo.framework), self.parity(combo))
+
+    def _record_failure(self, combo: Combination, exc: Exception, stage: str, device_name: str = "") -> None:
+        backend = get_backend(combo.framework)
+        oom = backend.is_out_of_memory(exc)
+        status = "oom" if oom else "error"
+        reason = f"{stage}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
+        name = device_name or safe_device_name(combo.framework, combo.device)
+        record = make_failure_record(combo, name, status, reason)
+        if not oom:
+            record["traceback"] = traceback.format_exc(limit=8)
+        self.failures.append(record)
+        if oom:
+            raise MeasurementSkipped(f"out of memory: {reason}") from exc
+
+
+def safe_device_name(framework: str, device: str) -> str:
+    """The device's name as `framework` reports it, else `device` itself."""
+    try:
+        return get_backend(framework).device_name(device)
+    except Exception:  # the name is decoration; never let it hide the real failure
+        return device
