@@ -61,6 +61,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="use torchvision's pretrained weights from a local file (never downloaded)")
     group.addoption("--weights", default=None, metavar="PATH", help="weights file for --pretrained (one model)")
     group.addoption("--no-parity", action="store_true", help="skip the per-model torch/Flax parity check of JAX records")
+    group.addoption("--no-interleave", action="store_true",
+                    help="time each framework on its own; by default, when both run, each benchmark alternates its "
+                         "calls with the other framework's (A B, B A, ...) and records the ratio with a 95%% interval")
 
 
 def parse_options(config: pytest.Config) -> MatrixOptions:
@@ -154,6 +157,7 @@ def bench_run(pytestconfig: pytest.Config):
         rounds=pytestconfig.stash[_options_key].rounds,
         warmup=pytestconfig.stash[_options_key].warmup,
         parity_check=parity_check,
+        interleave_frameworks=() if pytestconfig.getoption("no_interleave") else tuple(pytestconfig.stash[_options_key].frameworks),
     )
     pytestconfig.stash[_run_key] = run
     return run

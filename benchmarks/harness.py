@@ -18,6 +18,7 @@ import time
 import traceback
 from typing import Any, Callable
 
+from benchmarks.interleave import PartnerRounds, torch_over_jax
 from benchmarks.record import make_failure_record, make_record
 from benchmarks.workload import BuildOptions, Combination, Workload, backend_importable, get_backend
 
@@ -62,6 +63,10 @@ class BenchRun:
     warmup: int
     parity_check: Callable[[Combination, BuildOptions], dict[str, Any]] | None = None
     failures: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # --interleave: the frameworks of the run; each benchmark alternates its calls with the
+    # same combination in the other framework (benchmarks/interleave.py). Empty: off.
+    interleave_frameworks: tuple[str, ...] = ()
+    _built: dict[str, tuple[Workload, float]] = dataclasses.field(default_factory=dict)  # id -> (workload, first call ms)
 
     def versions(self, framework: str) -> dict[str, str]:
         """The framework's versions."""
@@ -85,29 +90,77 @@ class BenchRun:
             raise
 
     def measure(self, benchmark: Any, combo: Combination) -> dict[str, Any]:
-        """Time `combo` with pytest-benchmark's `benchmark` fixture and attach the record."""
+        """Time `combo` with pytest-benchmark's `benchmark` fixture and attach the record.
+
+        With a partner (--interleave), the partner's calls alternate with the timed ones
+        through pedantic's untimed setup/teardown, and the record carries the ratio.
+        """
+        partner = self._partner(combo)
+        rounds = PartnerRounds(partner.run) if partner is not None else None
 
         def time_with_benchmark(workload: Workload) -> list[float] | None:
-            benchmark.pedantic(workload.run, rounds=self.rounds, iterations=1, warmup_rounds=0)
+            hooks = {"setup": rounds.setup, "teardown": rounds.teardown} if rounds is not None else {}
+            benchmark.pedantic(workload.run, rounds=self.rounds, iterations=1, warmup_rounds=0, **hooks)
             # --benchmark-disable: ran once as a test, nothing to record
             return list(benchmark.stats.stats.data) if benchmark.enabled else None
 
         record = self._measure(combo, time_with_benchmark)
+        if record and rounds is not None:
+            record.update(self._ratio(combo, record, rounds.samples_s))
         benchmark.extra_info.update(record)
         return record
+
+    def _partner(self, combo: Combination) -> Workload | None:
+        """The other framework's workload of `combo` when interleaving (built once per pair), else None."""
+        others = [f for f in self.interleave_frameworks if f != combo.framework]
+        if not others:
+            return None
+        partner = dataclasses.replace(combo, framework=others[0])
+        if unsupported_reason(partner) is not None:
+            return None
+        for key in [k for k in self._built if k not in (combo.id, partner.id)]:
+            del self._built[key]  # the previous pair's workloads: free their memory
+        if partner.id not in self._built:
+            try:
+                self._built[partner.id] = self._warm(get_backend(partner.framework).build_workload(partner, self.options))
+            except Exception:  # the partner's own benchmark records its failure; this one runs alone
+                return None
+        return self._built[partner.id][0]
+
+    def _warm(self, workload: Workload) -> tuple[Workload, float]:
+        start = time.perf_counter()
+        workload.run()  # first call: never timed as a sample
+        first_call_ms = (time.perf_counter() - start) * 1e3
+        for _ in range(self.warmup):
+            workload.run()
+        return workload, first_call_ms
+
+    def _ratio(self, combo: Combination, record: dict[str, Any], partner_samples_s: list[float]) -> dict[str, Any]:
+        own = [s / 1e3 for s in record["samples_ms"]]
+        torch_s, jax_s = (own, partner_samples_s) if combo.framework == "torch" else (partner_samples_s, own)
+        out: dict[str, Any] = {"interleaved": True, "partner_samples_ms": [round(s * 1e3, 6) for s in partner_samples_s]}
+        try:
+            out.update(torch_over_jax(torch_s, jax_s))
+        except ValueError as exc:  # fewer than two rounds: no interval
+            out["ratio_reason"] = str(exc)
+        return out
 
     def measure_loop(self, combo: Combination) -> dict[str, Any]:
         """Time `combo` with a plain perf_counter loop (no pytest) and return its record."""
         return self._measure(combo, lambda workload: timed_calls(workload.run, self.rounds))
 
     def _measure(self, combo: Combination, time_calls: Callable[[Workload], list[float] | None]) -> dict[str, Any]:
-        workload = self.build(combo)
+        reused = self._built.get(combo.id)  # built as the partner of the previous benchmark
+        workload = reused[0] if reused is not None else self.build(combo)
         try:
-            start = time.perf_counter()
-            workload.run()  # first call: never timed as a sample
-            first_call_ms = (time.perf_counter() - start) * 1e3
-            for _ in range(self.warmup):
-                workload.run()
+            if reused is not None:
+                first_call_ms = reused[1]
+                for _ in range(self.warmup):
+                    workload.run()
+            else:
+                workload, first_call_ms = self._warm(workload)
+            if self.interleave_frameworks:
+                self._built[combo.id] = (workload, first_call_ms)
             workload.reset_memory()
             samples = time_calls(workload)
         except Exception as exc:

@@ -21,7 +21,7 @@ CSV_COLUMNS = (
 # Further columns after the contract's, for the other views and for readers who want them.
 EXTRA_COLUMNS = (
     "machine", "mode", "input_size", "config", "status", "reason", "params", "flops", "parity_status", "parity_max_abs",
-    "latency_p90_ms", "latency_cv", "n_samples", "valid", "source",
+    "latency_p90_ms", "latency_cv", "n_samples", "valid", "source", "ratio_log_rounds",
 )
 # A combination on one machine: the rows that sit side by side in the comparison.
 COMBINATION = ("machine", "model", "device_type", "batch_size", "dtype", "mode", "input_size", "config")
@@ -84,6 +84,7 @@ def _row(run: Run, record: dict[str, Any]) -> dict[str, Any]:
         "n_samples": record.get("n_samples"),
         "valid": record.get("valid"),
         "source": str(run.path),
+        "ratio_log_rounds": record.get("ratio_log_rounds"),
     }
 
 
@@ -125,12 +126,33 @@ def comparison(frame: pd.DataFrame) -> pd.DataFrame:
     passed = out["parity_status"] == "passed"
     ratio = out["torch_throughput_ips"] / out["jax_throughput_ips"]
     out["throughput_ratio"] = ratio.where(passed)
+    out = _interleaved_ratios(out, ok)
     columns = [
         *COMBINATION, "device_name", "torch_latency_p50_ms", "jax_latency_p50_ms", "torch_throughput_ips",
-        "jax_throughput_ips", "throughput_ratio", "parity_status", "parity_max_abs", "jax_compilation_time_ms",
+        "jax_throughput_ips", "throughput_ratio", "ratio_ci_low", "ratio_ci_high", "ratio_rounds", "parity_status", "parity_max_abs", "jax_compilation_time_ms",
         "torch_memory_mb", "jax_memory_mb",
     ]
     return out[columns].sort_values(list(COMBINATION), kind="stable").reset_index(drop=True)
+
+
+def _interleaved_ratios(out: pd.DataFrame, ok: pd.DataFrame) -> pd.DataFrame:
+    """Where the records were timed interleaved, the ratio is the median of their pooled per-round ratios, with its 95% interval."""
+    from reports.gate_stats import median_ratio_interval
+
+    rounds: dict[tuple, list[float]] = {}
+    for _, row in ok.iterrows():
+        if isinstance(row["ratio_log_rounds"], list):
+            rounds.setdefault(tuple(row[c] for c in COMBINATION), []).extend(row["ratio_log_rounds"])
+    low, high, count = [], [], []
+    for index, row in out.iterrows():
+        d = rounds.get(tuple(row[c] for c in COMBINATION), [])
+        if len(d) >= 2 and row["parity_status"] == "passed":
+            ratio, lo, hi = median_ratio_interval(d)
+            out.at[index, "throughput_ratio"] = ratio
+            low.append(lo), high.append(hi), count.append(len(d))
+        else:
+            low.append(float("nan")), high.append(float("nan")), count.append(float("nan"))
+    return out.assign(ratio_ci_low=low, ratio_ci_high=high, ratio_rounds=count)
 
 
 def failures(frame: pd.DataFrame) -> pd.DataFrame:

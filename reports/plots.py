@@ -141,8 +141,15 @@ def throughput_ratio(comparison: pd.DataFrame) -> Figure:
         else:
             ax.annotate(f"{ratio:.2f}x" if ratio >= 0.095 else f"{ratio:.2g}x", (i, ratio), ha="center", va="bottom" if ratio >= 1 else "top",
                         fontsize="small", xytext=(0, 3 if ratio >= 1 else -3), textcoords="offset points")
+    for i, (ratio, low, high) in enumerate(zip(ratios, table["ratio_ci_low"], table["ratio_ci_high"])):
+        if pd.notna(ratio) and pd.notna(low):  # interleaved: the 95% interval of the median per-round ratio
+            ax.errorbar(i, ratio, yerr=[[ratio - low], [high - ratio]], fmt="none", ecolor="black", capsize=4, linewidth=1)
+            if low <= 1.0 <= high:
+                ax.annotate("no difference shown", (i, high), ha="center", va="bottom", fontsize="x-small", color="dimgray",
+                            xytext=(0, 3), textcoords="offset points")
     ax.axhline(1.0, color="black", linewidth=0.8)
-    extreme = float(shown.map(lambda r: max(r, 1 / r)).max()) if len(shown) else 1.0
+    extreme = float(pd.concat([shown, table["ratio_ci_low"].dropna(), table["ratio_ci_high"].dropna()])
+                    .map(lambda r: max(r, 1 / r)).max()) if len(shown) else 1.0
     limit = max(2.0, extreme * 1.6)
     ax.set_ylim(1 / limit, limit)
     _readable_log_y(ax, "x")
@@ -151,7 +158,7 @@ def throughput_ratio(comparison: pd.DataFrame) -> Figure:
     ax.text(0.01, 0.98, "above 1: PyTorch faster", transform=ax.transAxes, va="top", color=COLORS["torch"], fontsize="small")
     ax.text(0.01, 0.02, "below 1: JAX faster", transform=ax.transAxes, va="bottom", color=COLORS["jax"], fontsize="small")
     ax.grid(True, axis="y", alpha=0.3)
-    ax.set_title("Throughput ratio torch / JAX\n(only where the JAX port's parity passed)")
+    ax.set_title("Throughput ratio torch / JAX\n(only where the JAX port's parity passed;\nerror bars: 95% interval of interleaved runs)")
     return fig
 
 

@@ -16,7 +16,7 @@ FORMATS = ("markdown", "csv", "json")
 # Headers of the Markdown comparison; the JSON keeps the column names themselves.
 _HEADERS = {
     "machine": "machine", "model": "model", "device_type": "device", "batch_size": "bs", "dtype": "dtype",
-    "mode": "mode", "device_name": "device name",
+    "mode": "mode", "input_size": "input px", "config": "config", "device_name": "device name",
     "torch_latency_p50_ms": "torch p50 ms", "jax_latency_p50_ms": "JAX p50 ms",
     "torch_throughput_ips": "torch img/s", "jax_throughput_ips": "JAX img/s",
     "throughput_ratio": "torch/JAX img/s", "parity_status": "parity", "parity_max_abs": "parity max abs",
@@ -52,13 +52,30 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def ratio_label(ratio: float, low: float, high: float) -> str:
+    """'1.15x [1.12, 1.19]' for an interleaved ratio ('no difference shown' when the interval holds 1), '1.15x' for a sequential one."""
+    if ratio is None or math.isnan(ratio):
+        return "-"
+    if low is None or math.isnan(low):
+        return f"{ratio:.2f}x"
+    verdict = " no difference shown" if low <= 1.0 <= high else ""
+    return f"{ratio:.2f}x [{low:.2f}, {high:.2f}]{verdict}"
+
+
 def readable_comparison(runs: Sequence[Run]) -> pd.DataFrame:
     """The comparison with reader's headers; the machine column only when there are several."""
     table = frames.comparison(frames.records_frame(runs))
+    table["throughput_ratio"] = [ratio_label(r, lo, hi) for r, lo, hi in
+                                 zip(table["throughput_ratio"], table["ratio_ci_low"], table["ratio_ci_high"])]
+    table = table.drop(columns=["ratio_ci_low", "ratio_ci_high", "ratio_rounds"])
     if table["machine"].nunique() <= 1:
         table = table.drop(columns="machine")
     if (table["mode"] == "inference").all():
         table = table.drop(columns="mode")
+    if (table.groupby("model")["input_size"].nunique() <= 1).all():  # each model at one size: no sweep to show
+        table = table.drop(columns="input_size")
+    if (table["config"] == "eager").all():
+        table = table.drop(columns="config")
     return table.rename(columns=_HEADERS)
 
 
@@ -68,7 +85,8 @@ def render_markdown(runs: Sequence[Run]) -> str:
     failed = frames.failures(frames.records_frame(runs))
     if len(failed):
         parts += ["", "Not measured:", "", to_markdown(failed)]
-    parts += ["", "torch/JAX img/s above 1: torch is faster; shown only where the JAX port's parity check passed."]
+    parts += ["", "torch/JAX img/s above 1: torch is faster; shown only where the JAX port's parity check passed. "
+                  "[low, high]: 95% interval of the median per-round ratio where the frameworks were timed interleaved."]
     return "\n".join(parts) + "\n"
 
 

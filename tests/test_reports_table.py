@@ -61,7 +61,7 @@ def test_markdown_puts_torch_beside_jax_with_their_throughput_ratio(tmp_path, ca
     assert len(rows) == 4  # 2 models x 2 batch sizes; one row holds both frameworks
     cells = dict(zip([c.strip() for c in header.split("|")], [c.strip() for c in rows[0].split("|")]))
     assert (cells["model"], cells["bs"], cells["torch p50 ms"], cells["JAX p50 ms"]) == ("resnet_tiny", "1", "10.0", "5.00")
-    assert cells["torch/JAX img/s"] == "0.500"  # torch takes twice as long
+    assert cells["torch/JAX img/s"] == "0.50x"  # torch takes twice as long; timed apart: no interval
 
 
 def test_ratio_is_blank_where_parity_did_not_pass(tmp_path, capsys, run_doc):
@@ -148,3 +148,22 @@ def test_gpu_jax_memory_is_the_programs_buffers_not_the_process_peak():
     assert peak_memory_mb(record) == 121.0
     assert peak_memory_mb({**record, "device": "cpu"}) == 932.0  # CPU: no per-program figure for torch to match
     assert peak_memory_mb({"device": "cuda", "torch_cuda_allocated_peak_mb": 141.0, "rss_peak_mb": 5000.0}) == 141.0
+
+
+def test_interleaved_ratio_is_the_pooled_median_with_its_interval(tmp_path, capsys, run_doc):
+    import math
+
+    torch_r, jax_r = find(run_doc, "resnet_tiny", "torch", 1), find(run_doc, "resnet_tiny", "jax", 1)
+    torch_r["ratio_log_rounds"] = [math.log(1.2)] * 6 + [math.log(1.25)] * 4
+    jax_r["ratio_log_rounds"] = [math.log(1.2)] * 10
+    vit_torch, vit_jax = find(run_doc, "vit_tiny", "torch", 1), find(run_doc, "vit_tiny", "jax", 1)
+    vit_torch["ratio_log_rounds"] = [math.log(r) for r in (0.9, 1.1, 0.95, 1.05, 1.0, 1.02)]
+    vit_jax["ratio_log_rounds"] = [math.log(r) for r in (1.08, 0.93, 0.97, 1.01)]
+    out = table(capsys, write(tmp_path, run_doc))
+    assert "1.20x [1.20, 1.20]" in out or "1.20x [1.20, 1.25]" in out  # the pooled median of 20 rounds, 1.2
+    vit_row = next(line for line in out.splitlines() if line.startswith("| vit_tiny") and "| 1 |" in line)
+    assert "no difference shown" in vit_row  # its interval holds 1
+    data = json.loads(table(capsys, write(tmp_path, run_doc), "--format", "json"))
+    res = next(r for r in data["comparison"] if (r["model"], r["batch_size"]) == ("resnet_tiny", 1))
+    assert res["throughput_ratio"] == pytest.approx(1.2) and res["ratio_rounds"] == 20
+    assert res["ratio_ci_low"] <= 1.2 <= res["ratio_ci_high"]
