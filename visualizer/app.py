@@ -149,12 +149,8 @@ def create_app(results_dir: str | Path | None = None) -> Flask:
         if root is None:
             return pages.render("results.html", links, title="Results", configured=False, selected=None, view={},
                                 folder_label="", file_links=None)
-        if selected is not None:
-            paths = [results.results_file(root, selected)]
-        else:
-            paths = [root]
-        signature = tuple((str(p), p.stat().st_mtime_ns) for p in (paths if selected else
-                                                                     [root / f for f in results.relative_files(root)]))
+        paths = [results.results_file(root, selected)] if selected is not None else results.folder_files(root)
+        signature = tuple((str(p), p.stat().st_mtime_ns) for p in paths)
         view = rendered_results.get(signature, lambda: results.results_view(root, paths))
         file_links = {run["path"]: (f"/results/run/{run['path']}", f"/results/raw/{run['path']}")
                       for run in view.get("runs", [])}

@@ -53,7 +53,7 @@ def export_site(out_dir: str | Path, names: list[str], results_dir: str | Path |
         write(f"attention-{name}.html", attention_pages[name])
     if results_dir is not None:
         root = Path(results_dir)
-        view = results.results_view(root, [root])
+        view = results.results_view(root, results.folder_files(root))
         write("results.html", pages.render("results.html", links, title="Results", configured=True, selected=None,
                                            view=view, folder_label=root.name + "/", file_links=None))
     return written

@@ -52,8 +52,13 @@ def html_table(frame: Any) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def folder_files(root: Path) -> list[Path]:
+    """Every JSON file the Results page reads from `root`: inside it, symbolic links leading out left out."""
+    return [root.resolve() / p for p in relative_files(root)]
+
+
 def results_view(root: Path, paths: Sequence[Path]) -> dict[str, Any]:
-    """The runs in `paths` as the page shows them: sources, side-by-side table, failures, plots (PNG data URIs)."""
+    """The runs in the files `paths` as the page shows them: sources, side-by-side table, failures, plots (PNG data URIs)."""
     from reports import frame as frames
     from reports import plots
     from reports.errors import BadInput
@@ -61,6 +66,8 @@ def results_view(root: Path, paths: Sequence[Path]) -> dict[str, Any]:
     from reports.table import readable_comparison
 
     base = root.resolve()
+    if not paths:
+        return {"error": f"reports: error: {root.name}/: no benchmark JSON files in this folder"}
     try:
         runs = load_runs(paths)
     except BadInput as exc:
