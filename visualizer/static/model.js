@@ -74,7 +74,7 @@ function nodeCells(tr, node, side, withName) {
 function errCell(tr, row) {
   const td = cell(tr, "", "err");
   const p = parityOf(row);
-  if (p === undefined) { td.textContent = state.parity === null && DATA.parity_url ? "…" : ""; return; }
+  if (p === undefined) { td.textContent = state.parity === null && DATA.parity_url && !state.parityFailed ? "…" : ""; return; }
   if (p === null) { td.textContent = "–"; td.title = "no paired output to compare"; return; }
   td.textContent = fmtErr(p.error);
   td.style.background = errColour(p.error, state.parity.threshold);
@@ -254,16 +254,23 @@ expandToDepth(Number(document.getElementById("depth-select").value));
 renderParityStatus();
 if (!state.parity && DATA.parity_url) {
   renderParityStatus("Computing per-layer parity on random weights (both frameworks run; large models take a minute the first time)…");
-  fetch(DATA.parity_url).then((r) => r.ok ? r.json() : r.text().then((t) => { throw new Error(t); })).then((p) => {
+  fetch(DATA.parity_url).then((r) => r.ok ? r.json() : r.json().then((j) => { throw new Error(j.error || r.statusText); })).then((p) => {
     state.parity = p;
-    const depth = Number(document.getElementById("depth-select").value);
     const expanded = state.expanded;
     render();
     state.expanded = expanded;
     applyVisibility();
     renderParityStatus();
     document.body.dataset.parity = "ready";
-  }).catch((err) => { renderParityStatus("Parity could not be computed: " + err.message); document.body.dataset.parity = "failed"; });
+  }).catch((err) => {
+    state.parityFailed = true;
+    const expanded = state.expanded;
+    render();
+    state.expanded = expanded;
+    applyVisibility();
+    renderParityStatus("Parity could not be computed: " + err.message);
+    document.body.dataset.parity = "failed";
+  });
 } else if (state.parity) {
   document.body.dataset.parity = "ready";
 }
