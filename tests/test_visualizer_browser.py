@@ -7,6 +7,7 @@ before the transformer zoo provides it. Screenshots are written to $VISUALIZER_S
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -42,9 +43,9 @@ def browser():
 def screenshots(tmp_path_factory, request) -> Path:
     folder = Path(os.environ.get("VISUALIZER_SCREENSHOTS") or tmp_path_factory.mktemp("visualizer-screenshots"))
     folder.mkdir(parents=True, exist_ok=True)
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        request.addfinalizer(lambda: reporter.write_line(f"visualizer screenshots: {folder}"))
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        print(f"\nvisualizer screenshots: {folder}", flush=True)
     return folder
 
 
@@ -57,13 +58,26 @@ def server(tmp_path_factory):
         yield base
 
 
+PARITY_REQUESTS = "**/api/parity/**"
+
+
 @pytest.fixture
 def page(browser):
+    """A fresh page; its requests for per-layer parity are blocked unless a test calls `allow_parity`.
+
+    A model page fetches parity as soon as it opens; tests about the tree alone would leave
+    the server computing it for nothing.
+    """
     context = browser.new_context(viewport={"width": 1500, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
+    page.route(PARITY_REQUESTS, lambda route: route.abort())
     yield page
     context.close()
+
+
+def allow_parity(page) -> None:
+    page.unroute(PARITY_REQUESTS)
 
 
 def visible_rows(page) -> list[str]:
@@ -140,6 +154,7 @@ def test_shapes_and_totals_shown_are_the_models_own(server, page, name):
 
 
 def test_switch_model_and_framework(server, page, screenshots):
+    allow_parity(page)
     page.goto(f"{server}/model/resnet_tiny?view=side")
     assert page.locator("#view-side").get_attribute("aria-pressed") == "true"
     row = torch_row(page, "layer1.0")
@@ -164,6 +179,7 @@ def test_switch_model_and_framework(server, page, screenshots):
 
 
 def test_parity_colours_every_paired_layer(server, page):
+    allow_parity(page)
     page.goto(f"{server}/model/vit_tiny?view=side&depth=9")
     page.wait_for_selector("body[data-parity=ready]")
     assert page.inner_text("#parity-status").startswith("Every paired layer within 5e-5")
@@ -179,6 +195,7 @@ def test_a_broken_port_shows_where_it_breaks(page, monkeypatch, screenshots):
 
     # (O, I, kH, kW) -> (kW, kH, I, O): the right shape for square kernels, the wrong kernel.
     monkeypatch.setitem(porting.TRANSFORMS, "conv", lambda w: np.transpose(w, (3, 2, 1, 0)))
+    allow_parity(page)
     with serve_in_thread(create_app()) as base:
         page.goto(f"{base}/model/vit_tiny?view=side&depth=1")
         page.wait_for_selector("body[data-parity=ready]")
@@ -287,7 +304,7 @@ def test_exported_model_page_works_from_a_file_with_the_network_off(page, tmp_pa
 
     export_site(tmp_path, ["vit_tiny"])
     page.route(re.compile(r"^(?!file:).*"), lambda route: route.abort())  # nothing but the file itself
-    page.goto((tmp_path / "model-vit_tiny.html").as_uri())
+    page.goto((tmp_path / "model-vit_tiny.html").as_uri())  # parity is embedded, not fetched
     assert page.inner_text("#totals-torch .total-params") == f"{get_model_info('vit_tiny')['params']:,}"
     assert page.inner_text("#parity-status").startswith("Every paired layer within")
     page.click("#view-flax")
@@ -296,7 +313,7 @@ def test_exported_model_page_works_from_a_file_with_the_network_off(page, tmp_pa
 
 @pytest.mark.slow
 def test_resnet50_page_totals_equal_the_registry(server, page, screenshots):
-    page.route("**/api/parity/**", lambda route: route.abort())  # the tree is under test here, not parity's minute
+    # The tree is under test here, not parity's minute: the page fixture blocks it.
     page.goto(f"{server}/model/resnet50?view=side")
     info = get_model_info("resnet50")
     for framework in ("torch", "flax"):

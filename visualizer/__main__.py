@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import NoReturn, Sequence
@@ -89,9 +91,14 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace, started: f
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        pass
+        print(f"{PROG}: stopped", flush=True)
     finally:
         server.server_close()
+    if threading.active_count() > 1:
+        # A request thread may still be computing inside torch or XLA, which would abort the
+        # interpreter's shutdown: leave at once (nothing is left to write).
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

@@ -31,6 +31,10 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
     from werkzeug.serving import make_server
 
     server = make_server(host, 0, app, threaded=True)
+    # Join request threads on close: a computation still running in a daemon thread when the
+    # interpreter exits would abort the process from inside XLA or torch.
+    server.daemon_threads = False
+    server.block_on_close = True
     thread = threading.Thread(target=server.serve_forever, name="visualizer-test-server", daemon=True)
     thread.start()
     try:
