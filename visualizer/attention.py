@@ -11,6 +11,7 @@ import base64
 import hashlib
 import io
 import math
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -104,13 +105,13 @@ def attention_weights(name: str, size: int) -> tuple[Any, str]:
     from models import get_spec, get_torch_model
     from validation.suite import random_torch_model
 
-    if size == get_spec(name).input_size:
-        try:
-            model, _, _, meta = get_torch_model(name, pretrained=True)
-            return model, f"pretrained ({meta.get('weights_file', 'local file')})"
-        except (OSError, ValueError, KeyError, RuntimeError):
-            pass  # no local weights file: random weights, said on the page
-    return random_torch_model(name, input_size=size), "random (no local pretrained weights file; see README: --pretrained)"
+    if size != get_spec(name).input_size:
+        return random_torch_model(name, input_size=size), "random (pretrained weights are for the model's own input size)"
+    try:
+        model, _, _, meta = get_torch_model(name, pretrained=True)
+        return model, f"pretrained ({Path(meta['weights_file']).name})"
+    except (OSError, ValueError) as exc:  # no local weights file, or one that does not fit: said on the page
+        return random_torch_model(name, input_size=size), f"random ({str(exc).splitlines()[0]})"
 
 
 def all_layers(name: str, images: np.ndarray, framework: str, torch_model: Any) -> tuple[list[np.ndarray] | None, str]:

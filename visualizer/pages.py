@@ -105,6 +105,8 @@ def index_page(links: Links, attention_available: Callable[[str], bool]) -> str:
             "model_link": links.model(choice["name"], None, None),
             "attention_link": links.attention(choice["name"], None) if attention_available(choice["name"]) else None,
         })
+    for family in families.values():  # smallest first, the tiny test-only variants last
+        family["models"].sort(key=lambda m: (m["test_only"], get_model_info(m["name"])["params"]))
     return render("index.html", links, title="Models", families=list(families.values()))
 
 

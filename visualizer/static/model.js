@@ -63,7 +63,7 @@ function cell(tr, text, cls, title) {
 
 function nodeCells(tr, node, side, withName) {
   const cls = side ? side + "side" : "";
-  if (withName) cell(tr, node ? (node.path || "(root)") : "", "name " + cls);
+  if (withName) cell(tr, node ? (node.path || "(root)") : "", "name " + cls, node ? node.path || "(root)" : "");
   cell(tr, node ? node.type : "", cls);
   cell(tr, node ? fmtShape(node.shape) : "", "shape " + cls);
   cell(tr, node ? fmtInt(node.params) : "", "num params " + cls);
