@@ -234,3 +234,35 @@ def test_token_grid_finds_special_tokens_and_the_patch_grid():
     matrix[0, 1 + 5] = 1.0  # the class token looks at patch (1, 1)
     grid = attention.query_map(matrix)
     assert grid.shape == (4, 4) and grid[1, 1] == 1.0 and grid.sum() == 1.0
+
+
+def _maps_stub(layers: int, broken: int | None = None):
+    def get_attention_maps(name, images, layer_idx=-1, framework="torch", torch_model=None):
+        if not -layers <= layer_idx < layers:
+            raise IndexError(layer_idx)
+        if layer_idx == broken:
+            raise ValueError("a bug in a middle layer")
+        maps = np.full((len(images), 2, 5, 5), 0.2, np.float32)
+        maps[:, :, 0, 0] += layer_idx % layers  # each layer tells itself apart
+        return maps
+
+    return get_attention_maps
+
+
+def test_attention_layers_are_counted_and_a_failing_middle_layer_is_an_error(monkeypatch):
+    images = np.zeros((1, 8, 8, 3), np.float32)
+    monkeypatch.setattr(models, "get_attention_maps", _maps_stub(3), raising=False)
+    layers, reason = attention.all_layers("vit_tiny", images, "torch", None)
+    assert reason == "" and len(layers) == 3 and [m[0, 0, 0, 0] for m in layers] == pytest.approx([0.2, 1.2, 2.2])
+    monkeypatch.setattr(models, "get_attention_maps", _maps_stub(3, broken=1))
+    with pytest.raises(RuntimeError, match="layer_idx=1.*a bug in a middle layer"):
+        attention.all_layers("vit_tiny", images, "torch", None)
+
+    def no_attention(name, images, layer_idx=-1, framework="torch", torch_model=None):
+        raise ValueError(f"{name} has no attention layers")
+
+    monkeypatch.setattr(models, "get_attention_maps", no_attention)
+    assert attention.all_layers("resnet_tiny", images, "torch", None) == (None, "ValueError: resnet_tiny has no attention layers")
+    monkeypatch.delattr(models, "get_attention_maps")
+    layers, reason = attention.all_layers("vit_tiny", images, "torch", None)
+    assert layers is None and "no models.get_attention_maps" in reason

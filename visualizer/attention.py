@@ -115,26 +115,34 @@ def attention_weights(name: str, size: int) -> tuple[Any, str]:
 
 
 def all_layers(name: str, images: np.ndarray, framework: str, torch_model: Any) -> tuple[list[np.ndarray] | None, str]:
-    """Every layer's maps `[batch, heads, tokens, tokens]`, or (None, why not)."""
+    """Every layer's maps `[batch, heads, tokens, tokens]`, or (None, why not).
+
+    The zoo's API takes one layer index at a time: indices are tried from 0 until one
+    fails, and the layers found are checked to end where index -1 (the last layer) does,
+    so an error in a middle layer is raised, not mistaken for the end.
+    """
     get_maps = attention_function()
     if get_maps is None:
         return None, "this checkout has no models.get_attention_maps (the transformer zoo adds it)"
+
+    def layer(index: int) -> np.ndarray:
+        maps = np.asarray(get_maps(name, images, layer_idx=index, framework=framework, torch_model=torch_model), np.float32)
+        if maps.ndim != 4 or maps.shape[-1] != maps.shape[-2]:
+            raise ValueError(f"models.get_attention_maps returned shape {list(maps.shape)}, not [batch, heads, tokens, tokens]")
+        return maps
+
+    try:
+        last = layer(-1)
+    except Exception as exc:  # e.g. a model without attention: the page says why
+        return None, f"{type(exc).__name__}: {exc}"
     layers: list[np.ndarray] = []
     for index in range(MAX_LAYERS):
         try:
-            maps = get_maps(name, images, layer_idx=index, framework=framework, torch_model=torch_model)
-        except (IndexError, ValueError) as exc:
-            if index == 0:
-                return None, f"{type(exc).__name__}: {exc}"
-            break  # past the last layer
-        except (NotImplementedError, KeyError, TypeError, AttributeError) as exc:
-            if index == 0:
-                return None, f"{type(exc).__name__}: {exc}"
-            raise
-        maps = np.asarray(maps, np.float32)
-        if maps.ndim != 4 or maps.shape[-1] != maps.shape[-2]:
-            raise ValueError(f"models.get_attention_maps returned shape {maps.shape}, not [batch, heads, tokens, tokens]")
-        layers.append(maps)
+            layers.append(layer(index))
+        except Exception as exc:
+            if layers and layers[-1].shape == last.shape and np.allclose(layers[-1], last):
+                break  # past the last layer
+            raise RuntimeError(f"models.get_attention_maps({name!r}, layer_idx={index}) failed: {exc}") from exc
     return layers, ""
 
 
