@@ -5,12 +5,10 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 

@@ -32,7 +32,7 @@ def create_app(results_dir: str | Path | None = None) -> Flask:
     links = pages.server_links(results=root is not None)
     trees = compute.Cache()
     parities = compute.Cache()
-    maps_cache = compute.Cache(max_entries=8)
+    maps_cache = compute.Cache(max_entries=3)  # every layer's maps of one image: large for big models
     uploads = compute.Cache(max_entries=8)
     rendered_results = compute.Cache(max_entries=4)
     app.extensions["visualizer"] = {"trees": trees, "parities": parities, "maps": maps_cache, "uploads": uploads,
