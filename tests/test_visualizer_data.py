@@ -266,3 +266,21 @@ def test_attention_layers_are_counted_and_a_failing_middle_layer_is_an_error(mon
     monkeypatch.delattr(models, "get_attention_maps")
     layers, reason = attention.all_layers("vit_tiny", images, "torch", None)
     assert layers is None and "no models.get_attention_maps" in reason
+
+
+def test_torch_tree_falls_back_to_a_real_image_when_the_meta_device_cannot_run(monkeypatch):
+    from visualizer import torch_tree as module
+
+    traced = module.traced_forward
+    devices = []
+
+    def meta_fails(name, input_size, device):
+        devices.append(device)
+        if device == "meta":
+            raise NotImplementedError("this model reads a value")
+        return traced(name, input_size, device)
+
+    monkeypatch.setattr(module, "traced_forward", meta_fails)
+    tree = module.torch_tree("vit_tiny", 32)
+    assert devices == ["meta", "cpu"]
+    assert tree.total_macs == get_model_info("vit_tiny")["macs"] and tree.total_params == get_model_info("vit_tiny")["params"]

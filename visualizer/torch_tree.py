@@ -24,22 +24,31 @@ COUNTING = (
 
 def torch_tree(name: str, input_size: int) -> Tree:
     """The layer tree of the torch `name` at square `input_size`, for one image."""
+    try:
+        model, outputs, flops = traced_forward(name, input_size, "meta")
+    except (NotImplementedError, RuntimeError):
+        # A model whose forward needs values (a data-dependent branch, `.item()`): one real image on the CPU.
+        model, outputs, flops = traced_forward(name, input_size, "cpu")
+    return _tree(name, input_size, model, outputs, flops)
+
+
+def traced_forward(name: str, input_size: int, device: str) -> tuple[Any, dict[str, list[Any]], dict[str, int]]:
+    """`name` built on `device` and run on one image: the model, each module's outputs, each module's FLOPs."""
     import torch
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     from models import get_torch_model
 
-    with torch.device("meta"):  # parameters and activations without memory or arithmetic
+    with torch.device(device):  # on "meta": parameters and activations without memory or arithmetic
         model, _, _, _ = get_torch_model(name, input_size=input_size)
-    modules = dict(model.named_modules())
     outputs: dict[str, list[Any]] = {}
 
     def hook(module_name: str, _module: Any, _inputs: Any, output: Any) -> None:
         outputs.setdefault(module_name, []).append(output)
 
-    handles = [m.register_forward_hook(functools.partial(hook, n)) for n, m in modules.items()]
-    x = torch.zeros(1, 3, input_size, input_size, device="meta")
+    handles = [m.register_forward_hook(functools.partial(hook, n)) for n, m in model.named_modules()]
+    x = torch.zeros(1, 3, input_size, input_size, device=device)
     try:
         # Autograd on and attention on the math kernel, as benchmarks/ counts: the fused
         # inference paths (native MHA, flash attention) are invisible to the counter.
@@ -48,8 +57,13 @@ def torch_tree(name: str, input_size: int) -> Tree:
     finally:
         for handle in handles:
             handle.remove()
-    flops = _flops_by_module(counter.get_flop_counts(), type(model).__name__)
+    return model, outputs, _flops_by_module(counter.get_flop_counts(), type(model).__name__)
 
+
+def _tree(name: str, input_size: int, model: Any, outputs: dict[str, list[Any]], flops: dict[str, int]) -> Tree:
+    import torch
+
+    modules = dict(model.named_modules())
     nodes = []
     leaf_storages: dict[int, int] = {}
     for module_name, module in modules.items():
