@@ -1,10 +1,11 @@
-"""A torch model's layer tree, measured from the model itself: one forward pass of one image on the meta device.
+"""A torch model's layer tree, measured from the model itself: one forward pass of one image.
 
-The meta device computes shapes, not values: building and running even ViT-L takes about
-a second, and the counts are those of the real model. Per module: its type, output shape (forward hooks), parameters (its own and its
-children's), multiply-adds (torch's `FlopCounterMode`, which counts convolutions,
-matrix products and attention, 2 FLOPs per multiply-add) and the bytes of its output.
-"""
+The pass runs on the meta device, which computes shapes and not values: building and
+running even ViT-L takes about a second, and the counts are those of the real model (a
+model that needs values falls back to one real image on the CPU). Per module: its type,
+output shape (forward hooks), parameters (its own and its children's), multiply-adds
+(torch's `FlopCounterMode`: convolutions, matrix products and attention, 2 FLOPs per
+multiply-add) and the bytes of its output."""
 
 from __future__ import annotations
 
