@@ -77,10 +77,12 @@ def parse_model(label: str, name: Any, groups: Mapping[str, Callable[[], list[st
 
 
 def parse_models(label: str, names: Iterable[Any] | None, groups: Mapping[str, Callable[[], list[str]]] = MODEL_GROUPS) -> list[str]:
-    """Model names with groups (`all`) expanded, each checked, duplicates dropped; None means the defaults."""
+    """Model names (or one name) with groups (`all`) expanded, each checked, duplicates dropped; None means the defaults."""
+    names = DEFAULT_MODELS if names is None else [names] if isinstance(names, str) else list(names)
     selected: list[str] = []
-    for name in list(names) if names is not None else DEFAULT_MODELS:
-        selected.extend(groups[name]() if name in groups else [parse_model(label, name, groups)])
+    for name in names:
+        is_group = isinstance(name, str) and name in groups
+        selected.extend(groups[name]() if is_group else [parse_model(label, name, groups)])
     if not selected:
         raise OptionError(f"{label}: give at least one model, e.g. {' '.join(DEFAULT_MODELS)}")
     return list(dict.fromkeys(selected))
