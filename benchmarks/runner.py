@@ -242,9 +242,9 @@ def run_inference_benchmark(config: BenchmarkConfig, csv_path: str | os.PathLike
     return rows
 
 
-def _flatten_frameworks(names: Iterable[Any]) -> list[str]:
+def _flatten_frameworks(names: Iterable[Any] | str) -> list[str]:
     chosen: list[str] = []
-    for name in names:
+    for name in [names] if isinstance(names, str) else names:
         chosen.extend(options.parse_frameworks("frameworks", name))
     return list(dict.fromkeys(chosen))
 
@@ -268,7 +268,7 @@ def run_benchmark_suite(
     selected_models = options.parse_models("models", models if models is not None else options.DEFAULT_MODELS,
                                            GUIDE_MODEL_GROUPS)
     selected_frameworks = _flatten_frameworks(frameworks if frameworks is not None else ("torch", "jax"))
-    sizes = list(batch_sizes) if batch_sizes is not None else list(DEFAULT_BATCH_SIZES)
+    sizes = options.parse_batch_sizes("batch_sizes", batch_sizes, DEFAULT_BATCH_SIZES)
     configs = [
         BenchmarkConfig(framework=framework, model_name=model, batch_sizes=sizes, **config_fields)
         for model in selected_models

@@ -354,7 +354,8 @@ def test_zoo_doc_runner_example(tmp_path: Path) -> None:
 
 def test_guide_quick_start_runs_every_combination_into_csvs(tmp_path: Path) -> None:
     text = shrink(GUIDE_QUICK_START, *TINY[:2], ("[1, 8, 32, 128]", "[1, 2]"),
-                  ("warmup_iterations=10", "warmup_iterations=1"), ("measurement_iterations=50", "measurement_iterations=3"))
+                  ("warmup_iterations=10", "warmup_iterations=1"), ("measurement_iterations=50", "measurement_iterations=3"),
+                  ("    batch_sizes=[1, 2]\n)", "    batch_sizes=[1, 2], warmup_iterations=1, measurement_iterations=3\n)"))
     namespace = run_example(text, tmp_path)
     assert [row["batch_size"] for row in namespace["results"]] == [1, 2]
     rows = namespace["all_results"]
