@@ -102,14 +102,22 @@ def _read_state_dict(path: Path, spec: ModelSpec, model: nn.Module) -> dict[str,
 
 
 def make_torch_preprocess(spec: ModelSpec) -> Callable:
-    """A function from float images in [0, 1], (N, H, W, C), to normalised (N, C, H, W) tensors."""
+    """A function from float images in [0, 1] to normalised (N, C, H, W) tensors on the images' device.
+
+    Images are (N, H, W, C), as the Flax preprocess takes them, or already (N, C, H, W)
+    (the model-zoo doc passes `torch.randn(1, *input_shape)`); the layout is read off
+    where the 3 channels are.
+    """
     mean = torch.tensor(spec.mean).view(1, 3, 1, 1)
     std = torch.tensor(spec.std).view(1, 3, 1, 1)
 
     def preprocess(images) -> torch.Tensor:
         x = torch.as_tensor(images, dtype=torch.float32)
-        x = x.permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
-        return (x - mean) / std
+        if x.dim() != 4 or 3 not in (x.shape[1], x.shape[-1]):
+            raise ValueError(f"preprocess: expected images (N, H, W, 3) or (N, 3, H, W), got shape {tuple(x.shape)}")
+        if x.shape[-1] == 3:  # channels last (also for the ambiguous 3x3 images: the documented layout)
+            x = x.permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+        return (x - mean.to(x.device)) / std.to(x.device)
 
     return preprocess
 

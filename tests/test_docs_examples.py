@@ -276,9 +276,6 @@ def test_readme_python_block_runs(index: int, tmp_path: Path) -> None:
 
 # ---- the model-zoo doc ------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError,
-                   reason="the doc gives torch's preprocess an (N, C, H, W) tensor; models' preprocess takes "
-                          "(N, H, W, C) images (models/torch_models.py, the lead's zoo refactor)")
 def test_zoo_doc_torch_example(tmp_path: Path) -> None:
     # pretrained=True needs a local weights file (never downloaded): tests/test_pretrained.py covers it.
     text = shrink(ZOO_TORCH, *TINY[:2], ("pretrained=True,  #", "pretrained=False,  #"), ("pretrained=True,\n", "pretrained=False,\n"))
@@ -292,8 +289,6 @@ def test_zoo_doc_model_info(tmp_path: Path) -> None:
     assert info["name"] == "resnet50" and info["flops"] == pytest.approx(8.2e9, rel=0.01)  # 2 per multiply-add
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="`train` as a call argument of every Flax module comes with the lead's zoo refactor")
 def test_zoo_doc_flax_example(tmp_path: Path) -> None:
     namespace = run_example(shrink(ZOO_FLAX, TINY[0], TINY[2]), tmp_path)
     assert namespace["output"].shape == (1, 1000)
