@@ -23,6 +23,8 @@ DEFAULT_BATCH_SIZES = (1, 8)
 DEFAULT_DTYPES = ("float32",)
 VISIONBENCH_JSON_KEY = "visionbench"
 _run_key = pytest.StashKey[Any]()  # the session's BenchRun, once a benchmark asked for it
+# Journal, SIGTERM, --resume, --shard (issue 11).
+pytest_plugins = ["benchmarks.run_plugin"]
 
 
 def _whole_number(option: str, text: str, minimum: int) -> int:
@@ -147,6 +149,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # torch and JAX share the GPU in one process: JAX must not grab 75% of it up front.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     cores = sorted(os.sched_getaffinity(0))
+    if options.threads is not None and options.threads > len(cores):
+        raise pytest.UsageError(f"--threads: {options.threads} requested, but this process may use only {len(cores)} "
+                                f"core(s) (its CPU affinity); use --threads {len(cores)} or fewer")
     if options.threads is not None and options.threads < len(cores):
         # XLA:CPU sizes its pool by the cores this process may use, so restricting the
         # affinity is what gives both frameworks the same cores.
