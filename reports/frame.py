@@ -20,7 +20,7 @@ CSV_COLUMNS = (
 )
 # Further columns after the contract's, for the other views and for readers who want them.
 EXTRA_COLUMNS = (
-    "machine", "mode", "status", "reason", "params", "flops", "parity_status", "parity_max_abs",
+    "machine", "machine_id", "node", "mode", "status", "reason", "params", "flops", "parity_status", "parity_max_abs",
     "latency_p90_ms", "latency_cv", "n_samples", "valid", "source",
 )
 # A combination on one machine: the rows that sit side by side in the comparison.
@@ -60,6 +60,8 @@ def _row(run: Run, record: dict[str, Any]) -> dict[str, Any]:
         "timestamp": run.timestamp,
         "git_commit": run.git_commit,
         "machine": run.machine,
+        "machine_id": run.machine_id,
+        "node": run.node,
         "mode": record["mode"],
         "status": record["status"],
         "reason": record.get("reason"),
