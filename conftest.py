@@ -23,8 +23,8 @@ DEFAULT_BATCH_SIZES = (1, 8)
 DEFAULT_DTYPES = ("float32",)
 VISIONBENCH_JSON_KEY = "visionbench"
 _run_key = pytest.StashKey[Any]()  # the session's BenchRun, once a benchmark asked for it
-# Journal, SIGTERM, --resume, --shard (issue 11).
-pytest_plugins = ["benchmarks.run_plugin"]
+# Journal, SIGTERM, --resume, --shard; one xdist worker per GPU (issue 11).
+pytest_plugins = ["benchmarks.run_plugin", "benchmarks.gpu_workers"]
 
 
 def _whole_number(option: str, text: str, minimum: int) -> int:
