@@ -3,7 +3,8 @@
 Each side (a git ref, a python executable, or '.' for this working tree) gets one worker
 process that builds the benchmarks once; rounds alternate A B, B A, ... and each round
 times `--calls` calls of every benchmark per side. reports/gate_stats.py decides; a
-REGRESSION is measured again, with fresh workers, before it counts. One verdict JSON per
+REGRESSION, or a PASS already slower by half the threshold, is measured again with fresh
+workers and decided on both measurements' rounds together. One verdict JSON per
 benchmark (and gate.json for the run) is written atomically to --out.
 Exit codes: 0 pass, 1 regression, 2 invalid, 3 bad input.
 """
@@ -105,6 +106,8 @@ def verdict_document(benchmark: str, final: gs.Verdict, first: gs.Verdict | None
         "baseline": {"side": sides[0].label, "commit": sides[0].commit, "python": sides[0].python},
         "candidate": {"side": sides[1].label, "commit": sides[1].commit, "python": sides[1].python},
         "design": {"order": "ABBA", "rounds": args.rounds, "calls_per_round": args.calls,
+                   "remeasure": "a REGRESSION, or a PASS slower by >= half the threshold, is measured again with fresh "
+                                "workers; the verdict is then on both measurements' rounds together",
                    "min_round_ms": args.min_round_ms, "warmup": args.warmup,
                    "threads": args.threads, "alpha": args.alpha, "threshold": args.threshold, "max_cv": args.max_cv,
                    "test": "scipy.stats.wilcoxon(log(median B / median A) per round, alternative='greater')"},
@@ -141,12 +144,13 @@ def run_gate(args: argparse.Namespace) -> int:
         roots = (root_a, root_b)
         samples, resolution = measure(sides, roots, ids, args)
         first = {i: gs.evaluate(*samples[i], resolution, config) for i in ids}
-        again = [i for i in ids if gs.needs_remeasure(first[i])]
+        again = [i for i in ids if gs.needs_remeasure(first[i], config)]
         final = dict(first)
         if again:
-            print(f"gate: re-measuring {', '.join(again)} with fresh workers before failing", file=sys.stderr)
-            samples, resolution = measure(sides, roots, again, args)
-            final.update({i: gs.evaluate(*samples[i], resolution, config) for i in again})
+            print(f"gate: re-measuring {', '.join(again)} with fresh workers before deciding", file=sys.stderr)
+            more, more_resolution = measure(sides, roots, again, args)
+            resolution = max(resolution, more_resolution)
+            final.update({i: gs.confirm(samples[i], more[i], resolution, config) for i in again})
     out = Path(args.out)
     files = {}
     for i in ids:

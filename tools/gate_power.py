@@ -72,13 +72,14 @@ def median_call_s(run: Call, calls: int = 15) -> float:
 
 
 def simulated_gate(a: Call, b: Call, rounds: int, calls: int, resolution_s: float, config: gs.GateConfig) -> dict[str, Any]:
-    """One gate verdict on real timings of `a` (baseline) and `b` (candidate), re-measuring a REGRESSION once."""
-    measure = lambda: gs.evaluate(*gs.interleaved_rounds(lambda: time_calls(a, calls), lambda: time_calls(b, calls), rounds),  # noqa: E731
-                                  resolution_s, config)
-    first = measure()
-    final = measure() if gs.needs_remeasure(first) else first
-    return {"first": first.verdict, "final": final.verdict, "slowdown": final.slowdown,
-            "cv": max(final.baseline_cv or 0.0, final.candidate_cv or 0.0), "reasons": list(final.reasons)}
+    """One gate verdict on real timings of `a` (baseline) and `b` (candidate), with the gate's own re-measure rule."""
+    measure = lambda: gs.interleaved_rounds(lambda: time_calls(a, calls), lambda: time_calls(b, calls), rounds)  # noqa: E731
+    first_rounds = measure()
+    first = gs.evaluate(*first_rounds, resolution_s, config)
+    final = gs.confirm(first_rounds, measure(), resolution_s, config) if gs.needs_remeasure(first, config) else first
+    return {"first": first.verdict, "final": final.verdict, "slowdown": final.slowdown, "first_slowdown": first.slowdown,
+            "remeasured": final is not first, "cv": max(final.baseline_cv or 0.0, final.candidate_cv or 0.0),
+            "reasons": list(final.reasons)}
 
 
 def rate(count: int, total: int) -> dict[str, Any]:
