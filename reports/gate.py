@@ -92,8 +92,8 @@ def measure(sides: tuple[SideSpec, SideSpec], roots: tuple[Path, Path], ids: Seq
 
 
 def verdict_document(benchmark: str, final: gs.Verdict, first: gs.Verdict | None, sides: tuple[SideSpec, SideSpec],
-                     args: argparse.Namespace, resolution: float) -> dict[str, Any]:
-    """The JSON written for one benchmark."""
+                     args: argparse.Namespace, resolution: float, second: gs.Verdict | None = None) -> dict[str, Any]:
+    """The JSON written for one benchmark: `first` and `second` alone when it was re-measured, `final` on both."""
     return {
         "schema": VERDICT_SCHEMA,
         "schema_version": VERDICT_SCHEMA_VERSION,
@@ -102,6 +102,7 @@ def verdict_document(benchmark: str, final: gs.Verdict, first: gs.Verdict | None
         "reasons": list(final.reasons),
         "remeasured": first is not None,
         "first_measurement": first.as_json() if first is not None else None,
+        "second_measurement": second.as_json() if second is not None else None,
         "measurement": final.as_json(),
         "baseline": {"side": sides[0].label, "commit": sides[0].commit, "python": sides[0].python},
         "candidate": {"side": sides[1].label, "commit": sides[1].commit, "python": sides[1].python},
@@ -145,17 +146,19 @@ def run_gate(args: argparse.Namespace) -> int:
         samples, resolution = measure(sides, roots, ids, args)
         first = {i: gs.evaluate(*samples[i], resolution, config) for i in ids}
         again = [i for i in ids if gs.needs_remeasure(first[i], config)]
-        final = dict(first)
+        final, second = dict(first), {}
         if again:
             print(f"gate: re-measuring {', '.join(again)} with fresh workers before deciding", file=sys.stderr)
             more, more_resolution = measure(sides, roots, again, args)
             resolution = max(resolution, more_resolution)
+            second = {i: gs.evaluate(*more[i], resolution, config) for i in again}
             final.update({i: gs.confirm(samples[i], more[i], resolution, config) for i in again})
     out = Path(args.out)
     files = {}
     for i in ids:
         path = out / f"{_safe_name(i)}.json"
-        atomic.write_json(path, verdict_document(i, final[i], first[i] if i in again else None, sides, args, resolution))
+        atomic.write_json(path, verdict_document(i, final[i], first[i] if i in again else None, sides, args, resolution,
+                                                 second.get(i)))
         files[i] = path.name
     verdict = gs.overall(final)
     atomic.write_json(out / "gate.json", {"schema": VERDICT_SCHEMA, "schema_version": VERDICT_SCHEMA_VERSION,
