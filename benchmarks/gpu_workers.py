@@ -103,11 +103,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if bs is None:
         return
     if _pinned_key in config.stash:
-        # This worker has a GPU of its own: time for real, into its own JSON.
+        # This worker has a GPU of its own: time for real; its JSON is written at the end (below)
+        # and the controller saves the merged run.
         bs.disabled = bs.skip or (config.getoption("benchmark_disable") and not config.getoption("benchmark_enable"))
         bs.xdist_warning = False
-        bs.json = Path(config.workerinput[OUT_KEY]) / f"{os.environ.get('PYTEST_XDIST_WORKER', 'gw')}.json"
-        bs.save = bs.autosave = None  # the controller saves the merged run
+        bs.json = None
+        bs.save = bs.autosave = None
     elif _workers_key in config.stash and config.stash[_workers_key].pinned:
         bs.xdist_warning = False  # benchmarks are recorded: no "disabled" warning
 
@@ -132,9 +133,27 @@ def merge_worker_documents(documents: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
+def _write_worker_json(config: pytest.Config) -> None:
+    """A pinned worker's run as pytest-benchmark JSON, through pytest-benchmark's own hooks (any version)."""
+    from reports import atomic
+
+    bs = config._benchmarksession
+    machine_info = config.hook.pytest_benchmark_generate_machine_info(config=config)
+    config.hook.pytest_benchmark_update_machine_info(config=config, machine_info=machine_info)
+    commit_info = config.hook.pytest_benchmark_generate_commit_info(config=config)
+    config.hook.pytest_benchmark_update_commit_info(config=config, commit_info=commit_info)
+    document = config.hook.pytest_benchmark_generate_json(config=config, benchmarks=bs.benchmarks, include_data=True,
+                                                          machine_info=machine_info, commit_info=commit_info)
+    config.hook.pytest_benchmark_update_json(config=config, benchmarks=bs.benchmarks, output_json=document)
+    path = Path(config.workerinput[OUT_KEY]) / f"{os.environ.get('PYTEST_XDIST_WORKER', 'gw')}.json"
+    atomic.write_text(path, json.dumps(document, default=str))
+
+
 @pytest.hookimpl(hookwrapper=True, trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     yield
+    if _pinned_key in session.config.stash and getattr(session.config, "_benchmarksession", None) is not None:
+        _write_worker_json(session.config)
     workers = session.config.stash.get(_workers_key, None)
     if workers is None or workers.out is None:
         return
@@ -154,8 +173,11 @@ def _save_merged(config: pytest.Config, document: dict[str, Any]) -> None:
     if run is not None:
         document[VISIONBENCH_JSON_KEY]["run_id"] = run.run_id  # the controller's journal session
     bs = config._benchmarksession
-    if bs.json:
-        atomic.write_json(bs.json, document)
+    if hasattr(bs.json, "write"):  # older pytest-benchmark opens --benchmark-json itself
+        bs.json.write(json.dumps(document, indent=2, default=str).encode())
+        bs.json.close()
+    elif bs.json:
+        atomic.write_text(bs.json, json.dumps(document, indent=2, default=str) + "\n")
     if bs.save or bs.autosave:
         bs.storage.save(document, bs.save or bs.autosave)
 
