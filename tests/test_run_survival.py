@@ -96,10 +96,13 @@ def test_sigkill_keeps_the_journal_and_resume_runs_only_the_rest(tmp_path):
 def test_two_shards_measure_the_whole_matrix_once_and_merge(tmp_path):
     options = ["--batch-sizes", "1", "2", "--rounds", "2"]
     for index in (1, 2):
-        result = subprocess.run(pytest_command(*options, f"--shard={index}/2", f"--benchmark-json={tmp_path / f's{index}.json'}",
-                                               f"--journal={tmp_path / f's{index}.jsonl'}"),
+        # Shard 1 names its journal; shard 2's goes to its default place, beside the benchmark storage.
+        journal = f"--journal={tmp_path / 's1.jsonl'}" if index == 1 else f"--benchmark-storage=file://{tmp_path / 'store'}"
+        result = subprocess.run(pytest_command(*options, f"--shard={index}/2", f"--benchmark-json={tmp_path / f's{index}.json'}", journal),
                                 cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stdout + result.stderr
+    (default_journal,) = (tmp_path / "store").glob("*/journal_*.jsonl")
+    assert f"visionbench: journal: {default_journal} (" in result.stdout
     merged = tmp_path / "merged.json"
     result = subprocess.run([sys.executable, "-m", "reports", "merge", str(tmp_path), "--out", str(merged)],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
