@@ -113,7 +113,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         bs.xdist_warning = False  # benchmarks are recorded: no "disabled" warning
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(trylast=True, optionalhook=True)  # pytest-benchmark's hook
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     if _pinned_key in config.stash:
         machine_info.setdefault(VISIONBENCH_JSON_KEY, {})["cuda_visible_devices"] = config.stash[_pinned_key]

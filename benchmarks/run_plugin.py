@@ -271,7 +271,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     yield
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(trylast=True, optionalhook=True)  # pytest-benchmark's hook
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]) -> None:
     run = state(config)
     if run is not None:
