@@ -26,6 +26,9 @@ _run_key = pytest.StashKey[Any]()  # the session's BenchRun, once a benchmark as
 _options_key = pytest.StashKey[MatrixOptions]()
 _sweep_key = pytest.StashKey[Any]()
 
+# Journal, SIGTERM, --resume, --shard; one xdist worker per GPU (issue 11).
+pytest_plugins = ["benchmarks.run_plugin", "benchmarks.gpu_workers"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("visionbench", "visionbench benchmark matrix")
@@ -89,6 +92,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
         enable_compile_caches(config.getoption("compile_cache"))
     cores = sorted(os.sched_getaffinity(0))
+    if options.threads is not None and options.threads > len(cores):
+        raise pytest.UsageError(f"--threads: {options.threads} requested, but this process may use only {len(cores)} "
+                                f"core(s) (its CPU affinity); use --threads {len(cores)} or fewer")
     if options.threads is not None and options.threads < len(cores):
         # XLA:CPU sizes its pool by the cores this process may use, so restricting the
         # affinity is what gives both frameworks the same cores.

@@ -1,4 +1,4 @@
-"""`python -m reports table|plot|html|baseline|diff|gate`: see each subcommand's --help.
+"""`python -m reports table|plot|html|merge|baseline|diff|gate`: see each subcommand's --help.
 
 Exit codes: 0 ok, 1 mismatch or regression, 2 gate measurement invalid, 3 bad input
 (one line on stderr: `reports: error: <file>: <problem>`).
@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--format", choices=FORMATS, default="markdown",
                        help="markdown: side by side; csv: one row per record; json: both (default: markdown)")
     table.add_argument("--out", metavar="FILE", help="write here (atomically) instead of stdout")
+    table.add_argument("--across-machines", action="store_true",
+                       help="put figures of different machines in one row (newest wins); by default each machine has its own rows")
 
     plot = sub.add_parser("plot", help="PNG plots: latency and memory vs batch, torch/JAX ratio, latency vs FLOPs")
     _inputs(plot)
@@ -50,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     page = sub.add_parser("html", help="one self-contained HTML page with the tables and plots")
     _inputs(page)
     page.add_argument("--out", metavar="FILE", required=True, help="the HTML file to write")
+
+    merge = sub.add_parser("merge", help="runs of many shards, journals and machines in one file, keyed by machine")
+    _inputs(merge)
+    merge.add_argument("--out", metavar="FILE", required=True, help="the merged JSON file to write (atomically)")
+    merge.add_argument("--newest", action="store_true",
+                       help="where one machine has a combination in two runs, keep the newer (default: refuse)")
 
     baseline = sub.add_parser("baseline", help="store a run, slimmed, as a baseline for diff")
     baseline.add_argument("run", metavar="RUN_JSON", help="a pytest-benchmark JSON file of the smoke matrix")
@@ -83,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "table":
             from reports.table import render
 
-            _emit(render(runs, args.format), args.out)
+            _emit(render(runs, args.format, args.across_machines), args.out)
         elif args.command == "plot":
             from reports.frame import records_frame
             from reports.plots import write_pngs
@@ -95,6 +103,11 @@ def run(args: argparse.Namespace) -> int:
 
             atomic.write_text(args.out, render_html(runs))
             print(args.out)
+        return EXIT_OK
+    if args.command == "merge":
+        from reports.merge import merge_files
+
+        print(merge_files(args.paths, args.out, args.newest))
         return EXIT_OK
     if args.command == "baseline":
         from reports.baseline import write_baseline

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from reports.errors import EXIT_MISMATCH, EXIT_OK, BadInput
-from reports.load import Run, benchmark_id, json_files, load_run, record_key
+from reports.load import Run, benchmark_id, json_files, label_machines, load_file, record_key, unique_runs
 from reports.schema import METRICS
 
 
@@ -44,7 +44,7 @@ class Row:
 
 def load_side(path: str | Path) -> Side:
     """The records of one side (a file or a folder); a benchmark id twice is bad input."""
-    runs = tuple(load_run(f) for f in json_files(path))
+    runs = tuple(label_machines(unique_runs([run for f in json_files(path) for run in load_file(f)])))
     records: dict[tuple[Any, ...], dict[str, Any]] = {}
     for run in runs:
         for record in run.records:

@@ -20,8 +20,8 @@ CSV_COLUMNS = (
 )
 # Further columns after the contract's, for the other views and for readers who want them.
 EXTRA_COLUMNS = (
-    "machine", "mode", "input_size", "config", "status", "reason", "params", "flops", "parity_status", "parity_max_abs",
-    "latency_p90_ms", "latency_cv", "n_samples", "valid", "source", "ratio_log_rounds",
+    "machine", "machine_id", "node", "mode", "input_size", "config", "status", "reason", "params", "flops",
+    "parity_status", "parity_max_abs", "latency_p90_ms", "latency_cv", "n_samples", "valid", "source", "ratio_log_rounds",
 )
 # A combination on one machine: the rows that sit side by side in the comparison.
 COMBINATION = ("machine", "model", "device_type", "batch_size", "dtype", "mode", "input_size", "config")
@@ -70,6 +70,8 @@ def _row(run: Run, record: dict[str, Any]) -> dict[str, Any]:
         "timestamp": run.timestamp,
         "git_commit": run.git_commit,
         "machine": run.machine,
+        "machine_id": run.machine_id,
+        "node": run.node,
         "mode": record["mode"],
         "input_size": _input_size(record),
         "config": record.get("config") or "eager",

@@ -3,7 +3,8 @@
 Each side (a git ref, a python executable, or '.' for this working tree) gets one worker
 process that builds the benchmarks once; rounds alternate A B, B A, ... and each round
 times `--calls` calls of every benchmark per side. reports/gate_stats.py decides; a
-REGRESSION is measured again, with fresh workers, before it counts. One verdict JSON per
+REGRESSION, or a PASS already slower by half the threshold, is measured again with fresh
+workers and decided on both measurements' rounds together. One verdict JSON per
 benchmark (and gate.json for the run) is written atomically to --out.
 Exit codes: 0 pass, 1 regression, 2 invalid, 3 bad input.
 """
@@ -91,8 +92,8 @@ def measure(sides: tuple[SideSpec, SideSpec], roots: tuple[Path, Path], ids: Seq
 
 
 def verdict_document(benchmark: str, final: gs.Verdict, first: gs.Verdict | None, sides: tuple[SideSpec, SideSpec],
-                     args: argparse.Namespace, resolution: float) -> dict[str, Any]:
-    """The JSON written for one benchmark."""
+                     args: argparse.Namespace, resolution: float, second: gs.Verdict | None = None) -> dict[str, Any]:
+    """The JSON written for one benchmark: `first` and `second` alone when it was re-measured, `final` on both."""
     return {
         "schema": VERDICT_SCHEMA,
         "schema_version": VERDICT_SCHEMA_VERSION,
@@ -101,10 +102,13 @@ def verdict_document(benchmark: str, final: gs.Verdict, first: gs.Verdict | None
         "reasons": list(final.reasons),
         "remeasured": first is not None,
         "first_measurement": first.as_json() if first is not None else None,
+        "second_measurement": second.as_json() if second is not None else None,
         "measurement": final.as_json(),
         "baseline": {"side": sides[0].label, "commit": sides[0].commit, "python": sides[0].python},
         "candidate": {"side": sides[1].label, "commit": sides[1].commit, "python": sides[1].python},
         "design": {"order": "ABBA", "rounds": args.rounds, "calls_per_round": args.calls,
+                   "remeasure": "a REGRESSION, or a PASS slower by >= half the threshold, is measured again with fresh "
+                                "workers; the verdict is then on both measurements' rounds together",
                    "min_round_ms": args.min_round_ms, "warmup": args.warmup,
                    "threads": args.threads, "alpha": args.alpha, "threshold": args.threshold, "max_cv": args.max_cv,
                    "test": "scipy.stats.wilcoxon(log(median B / median A) per round, alternative='greater')"},
@@ -141,17 +145,20 @@ def run_gate(args: argparse.Namespace) -> int:
         roots = (root_a, root_b)
         samples, resolution = measure(sides, roots, ids, args)
         first = {i: gs.evaluate(*samples[i], resolution, config) for i in ids}
-        again = [i for i in ids if gs.needs_remeasure(first[i])]
-        final = dict(first)
+        again = [i for i in ids if gs.needs_remeasure(first[i], config)]
+        final, second = dict(first), {}
         if again:
-            print(f"gate: re-measuring {', '.join(again)} with fresh workers before failing", file=sys.stderr)
-            samples, resolution = measure(sides, roots, again, args)
-            final.update({i: gs.evaluate(*samples[i], resolution, config) for i in again})
+            print(f"gate: re-measuring {', '.join(again)} with fresh workers before deciding", file=sys.stderr)
+            more, more_resolution = measure(sides, roots, again, args)
+            resolution = max(resolution, more_resolution)
+            second = {i: gs.evaluate(*more[i], resolution, config) for i in again}
+            final.update({i: gs.confirm(samples[i], more[i], resolution, config) for i in again})
     out = Path(args.out)
     files = {}
     for i in ids:
         path = out / f"{_safe_name(i)}.json"
-        atomic.write_json(path, verdict_document(i, final[i], first[i] if i in again else None, sides, args, resolution))
+        atomic.write_json(path, verdict_document(i, final[i], first[i] if i in again else None, sides, args, resolution,
+                                                 second.get(i)))
         files[i] = path.name
     verdict = gs.overall(final)
     atomic.write_json(out / "gate.json", {"schema": VERDICT_SCHEMA, "schema_version": VERDICT_SCHEMA_VERSION,

@@ -7,6 +7,14 @@ minimum effect. A regression needs p < alpha AND a slowdown >= threshold. The ex
 one-sided signed-rank p of n rounds is at least 2**-n, so fewer rounds than
 `min_rounds(alpha)` could never show a regression and are INVALID, as are noisy samples
 (coefficient of variation over 20%) and calls too short for the timer.
+
+Re-measurement (issue 11): two worker processes running the same code can differ by a few
+percent for the whole of their life (where their memory landed, which core they got), so a
+REGRESSION is measured again with fresh workers before it counts, and so is a PASS whose
+slowdown already reaches half the threshold (a true slowdown that this pair of workers
+happened to hide). The final verdict is then on both measurements' rounds together:
+requiring the second measurement to pass on its own would square the detection rate
+(0.95 -> 0.90), while pooling halves a worker pair's bias and doubles the rounds.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ PASS, REGRESSION, INVALID = "PASS", "REGRESSION", "INVALID"
 ALPHA = 0.001
 THRESHOLD = 0.05  # a 5% slowdown is the smallest that counts; a 10% one is then caught
 ROUNDS = 20
+SUSPECT = 0.5  # a PASS slower by >= SUSPECT x threshold is measured again, like a REGRESSION
 
 T = TypeVar("T")
 
@@ -37,6 +46,7 @@ class GateConfig:
     threshold: float = THRESHOLD
     max_cv: float = MAX_CV
     min_ticks: int = MIN_TICKS
+    suspect: float = SUSPECT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,9 +168,18 @@ def evaluate(baseline: Sequence[Sequence[float]], candidate: Sequence[Sequence[f
 def _median_of_medians(rounds: Sequence[Sequence[float]]) -> float:
     return float(np.median([np.median(r) for r in rounds]))
 
-def needs_remeasure(verdict: Verdict) -> bool:
-    """Whether to measure again before failing: a regression is confirmed once before it counts."""
-    return verdict.verdict == REGRESSION
+def needs_remeasure(verdict: Verdict, config: GateConfig = GateConfig()) -> bool:
+    """Whether to measure again: a REGRESSION before it counts, a PASS already slower by half the threshold."""
+    if verdict.verdict == REGRESSION:
+        return True
+    return verdict.verdict == PASS and verdict.slowdown is not None and verdict.slowdown >= config.suspect * config.threshold
+
+
+def confirm(first: tuple[Sequence[Sequence[float]], Sequence[Sequence[float]]],
+            second: tuple[Sequence[Sequence[float]], Sequence[Sequence[float]]], resolution_s: float,
+            config: GateConfig = GateConfig()) -> Verdict:
+    """The verdict on both measurements' paired rounds together (first's rounds, then second's)."""
+    return evaluate([*first[0], *second[0]], [*first[1], *second[1]], resolution_s, config)
 
 
 def overall(verdicts: Mapping[str, Verdict]) -> str:

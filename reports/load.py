@@ -1,17 +1,22 @@
-"""Read pytest-benchmark JSON files (or folders of them) into checked visionbench records.
+"""Read pytest-benchmark JSON files, run journals and merged files (or folders of them) into checked runs.
 
 Anything that is not a whole, known-version visionbench run raises `BadInput` naming the
-file and the problem; nothing is skipped silently.
+file and the problem; nothing is skipped silently. Each run is keyed by its machine
+(reports/machine.py); a journal session also saved as JSON (same run id) is read once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from reports import journal as journals
+from reports import machine as machines
 from reports.errors import BadInput
 from reports.vocabulary import Combination
 from reports.schema import (
@@ -30,13 +35,31 @@ VISIONBENCH_JSON_KEY = "visionbench"  # the top-level key conftest.py writes
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """One benchmark JSON file: where and when it ran, and its records (ok and failed)."""
+    """One benchmark session (a JSON file, a journal session, or one run inside a merged file):
+    where and when it ran, and its records (ok and failed).
+
+    `machine` is the machine's label (unique among the runs loaded together), `machine_key`
+    what makes it that machine; `benchmarks` are pytest-benchmark's entries of the measured
+    records, kept so a merge loses nothing.
+    """
 
     path: Path
     machine: str
     timestamp: str
     git_commit: str
     records: tuple[dict[str, Any], ...]
+    machine_key: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
+    run_id: str = ""
+    node: str = ""
+    kind: str = "json"  # "json", "journal" or "merged"
+    benchmarks: tuple[dict[str, Any], ...] = dataclasses.field(default=(), compare=False)
+    machine_info: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
+    commit_info: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
+
+    @property
+    def machine_id(self) -> str:
+        """The short id of this run's machine key."""
+        return machines.machine_id(self.machine_key)
 
 
 def benchmark_id(record: dict[str, Any]) -> str:
@@ -54,12 +77,12 @@ def record_key(record: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def json_files(path: str | Path) -> list[Path]:
-    """`path` itself if a file, else every *.json below it (e.g. a `.benchmarks/` folder)."""
+    """`path` itself if a file, else every *.json and *.jsonl (journal) below it (e.g. a `.benchmarks/` folder)."""
     path = Path(path)
     if path.is_file():
         return [path]
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*.json") if p.is_file())
+        files = sorted(p for p in path.rglob("*.json*") if p.is_file() and p.suffix in (".json", journals.JOURNAL_SUFFIX))
         if not files:
             raise BadInput(path, "no benchmark JSON files in this folder")
         return files
@@ -67,17 +90,62 @@ def json_files(path: str | Path) -> list[Path]:
 
 
 def load_runs(paths: Iterable[str | Path]) -> list[Run]:
-    """Every run in `paths` (files or folders), each checked; at least one record in all."""
-    runs = [load_run(f) for p in paths for f in json_files(p)]
+    """Every run in `paths` (files or folders), each checked, each once; at least one record in all."""
+    runs = [run for p in paths for f in json_files(p) for run in load_file(f)]
     if not runs:
         raise BadInput("<arguments>", "no benchmark files given")
-    return runs
+    return label_machines(unique_runs(runs))
+
+
+_KIND_PREFERENCE = {"json": 0, "merged": 1, "journal": 2}
+
+
+def unique_runs(runs: Sequence[Run]) -> list[Run]:
+    """Each session once: of a journal session that was also saved as JSON (one run id), the fuller copy."""
+    best: dict[str, Run] = {}
+    for run in runs:
+        other = best.get(run.run_id)
+        if other is None or (len(run.records), -_KIND_PREFERENCE[run.kind]) > (len(other.records), -_KIND_PREFERENCE[other.kind]):
+            best[run.run_id] = run
+    return [run for run in runs if best[run.run_id] is run]
+
+
+def label_machines(runs: Sequence[Run]) -> list[Run]:
+    """`runs` with each machine labelled, labels unique among them."""
+    labels = machines.unique_labels(run.machine_key for run in runs)
+    return [dataclasses.replace(run, machine=labels[run.machine_id]) for run in runs]
+
+
+def load_file(path: str | Path) -> list[Run]:
+    """The runs of one file: a pytest-benchmark JSON (one run), a journal or a merged file (one or more)."""
+    path = Path(path)
+    if journals.is_journal(path):
+        return load_journal(path)
+    document = _parse(path)
+    header = document.get(VISIONBENCH_JSON_KEY) if isinstance(document, dict) else None
+    if isinstance(header, dict) and "merged" in header:
+        return _load_merged(path, document)
+    return [_load_document(path, document)]
 
 
 def load_run(path: str | Path) -> Run:
-    """One pytest-benchmark JSON file, checked record by record."""
-    path = Path(path)
-    document = _parse(path)
+    """One pytest-benchmark JSON file (or a one-session journal), checked record by record."""
+    runs = load_file(path)
+    if len(runs) != 1:
+        raise BadInput(path, f"holds {len(runs)} runs, of {len({r.machine_id for r in runs})} machine(s); give one run here")
+    return label_machines(runs)[0]
+
+
+def _run_id(path: Path, header: Any) -> str:
+    run_id = header.get("run_id") if isinstance(header, dict) else None
+    if isinstance(run_id, str) and run_id:
+        return run_id
+    # Older files carry no run id: the file is the run (two copies of it are two runs).
+    return "file:" + hashlib.sha1(str(path.resolve()).encode() + path.read_bytes()).hexdigest()[:16]
+
+
+def _load_document(path: Path, document: Any) -> Run:
+    """One pytest-benchmark JSON document, checked record by record."""
     if not isinstance(document, dict) or not isinstance(document.get("benchmarks"), list):
         raise BadInput(path, "not a pytest-benchmark JSON file (no 'benchmarks' list at the top level)")
     header = document.get(VISIONBENCH_JSON_KEY)
@@ -101,13 +169,105 @@ def load_run(path: str | Path) -> Run:
     _check_unique(path, records)
     machine_info = document.get("machine_info") or {}
     commit_info = document.get("commit_info") or {}
+    key = machines.machine_key(machine_info, commit_info, header if isinstance(header, dict) else {})
     return Run(
         path=path,
-        machine=str(machine_info.get("node") or path.parent.name or "unknown"),
+        machine=machines.short_label(key),
         timestamp=str(document.get("datetime") or ""),
         git_commit=str(commit_info.get("id") or ""),
         records=tuple(records),
+        machine_key=key,
+        run_id=_run_id(path, header),
+        node=str(machine_info.get("node") or ""),
+        kind="json",
+        benchmarks=tuple(b for b in document["benchmarks"] if isinstance(b, dict)),
+        machine_info=machine_info,
+        commit_info=commit_info,
     )
+
+
+def load_journal(path: str | Path) -> list[Run]:
+    """One run per session of a journal, in the order they started; every whole line checked."""
+    path = Path(path)
+    headers: dict[str, dict[str, Any]] = {}
+    records: dict[str, list[dict[str, Any]]] = {}
+    benches: dict[str, list[dict[str, Any]]] = {}
+    for number, line in journals.read_lines(path):
+        run = line["run"]
+        if line["kind"] == "header":
+            _check_version(path, (line.get("visionbench") or {}).get("schema_version"), f"line {number}")
+            headers.setdefault(run, line)
+            records.setdefault(run, [])
+            benches.setdefault(run, [])
+            continue
+        if run not in headers:
+            raise BadInput(path, f"line {number}: a record of session {run[:8]} before its header line")
+        if line["kind"] == "benchmark":
+            bench = line.get("benchmark")
+            extra = bench.get("extra_info") if isinstance(bench, dict) else None
+            records[run].append(check_record(path, f"line {number} ({line['id']})", extra))
+            benches[run].append(bench)
+        else:
+            records[run].append(check_record(path, f"line {number} ({line['id']})", line.get("record")))
+    if journals.torn_tail(path):
+        sys.stderr.write(f"reports: warning: {path}: the last line was cut short (a run killed mid-write); "
+                         f"that record is left out\n")
+    runs = []
+    for run_id, head in headers.items():
+        if not records[run_id]:
+            continue  # a session killed before its first record was whole
+        _check_unique(path, records[run_id])
+        machine_info, commit_info = head.get("machine_info") or {}, head.get("commit_info") or {}
+        key = machines.machine_key(machine_info, commit_info, head.get("visionbench") or {})
+        runs.append(Run(path=path, machine=machines.short_label(key), timestamp=str(head.get("time") or ""),
+                        git_commit=str(commit_info.get("id") or ""), records=tuple(records[run_id]), machine_key=key,
+                        run_id=run_id, node=str(machine_info.get("node") or ""), kind="journal",
+                        benchmarks=tuple(benches[run_id]), machine_info=machine_info, commit_info=commit_info))
+    if not runs:
+        raise BadInput(path, "no records in this journal (did the run stop before its first benchmark finished?)")
+    return runs
+
+
+def _load_merged(path: Path, document: dict[str, Any]) -> list[Run]:
+    """The runs inside a file written by `reports merge`, each with its own machine."""
+    header = document[VISIONBENCH_JSON_KEY]
+    _check_version(path, header.get("schema_version"), "file")
+    merged = header.get("merged")
+    if not isinstance(merged, dict) or not isinstance(merged.get("runs"), list) or not isinstance(merged.get("machines"), dict):
+        raise BadInput(path, "a merged file without its 'runs' and 'machines' lists")
+    if not isinstance(document.get("benchmarks"), list) or not isinstance(header.get("failures", []), list):
+        raise BadInput(path, "a merged file without its 'benchmarks' and 'failures' lists")
+    entries = {r.get("run_id"): r for r in merged["runs"] if isinstance(r, dict)}
+    records: dict[str, list[dict[str, Any]]] = {run_id: [] for run_id in entries}
+    benches: dict[str, list[dict[str, Any]]] = {run_id: [] for run_id in entries}
+    items = [(b.get("name", f"#{i}") if isinstance(b, dict) else f"#{i}", b.get("extra_info") if isinstance(b, dict) else None, b)
+             for i, b in enumerate(document["benchmarks"])]
+    items += [(f"failure #{i}", f, None) for i, f in enumerate(header.get("failures", []))]
+    for name, record, bench in items:
+        record = check_record(path, name, record)
+        run_id = record.get("run_id")
+        if run_id not in records:
+            raise BadInput(path, f"benchmark {name}: run {run_id!r} is not in the merged file's runs")
+        records[run_id].append(record)
+        if bench is not None:
+            benches[run_id].append(bench)
+    runs = []
+    for run_id, entry in entries.items():
+        machine = merged["machines"].get(entry.get("machine_id"))
+        if not isinstance(machine, dict) or not isinstance(machine.get("key"), dict):
+            raise BadInput(path, f"run {run_id}: machine {entry.get('machine_id')!r} is not in the merged file's machines")
+        if not records[run_id]:
+            continue
+        _check_unique(path, records[run_id])
+        key = machine["key"]
+        runs.append(Run(path=path, machine=machines.short_label(key), timestamp=str(entry.get("timestamp") or ""),
+                        git_commit=str(entry.get("git_commit") or ""), records=tuple(records[run_id]), machine_key=key,
+                        run_id=str(run_id), node=str(entry.get("node") or ""), kind="merged",
+                        benchmarks=tuple(benches[run_id]), machine_info=machine.get("machine_info") or {},
+                        commit_info=entry.get("commit_info") or {}))
+    if not runs:
+        raise BadInput(path, "no benchmarks in this merged file")
+    return runs
 
 
 def _parse(path: Path) -> Any:

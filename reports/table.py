@@ -9,9 +9,11 @@ from typing import Any, Sequence
 import pandas as pd
 
 from reports import frame as frames
+from reports import machine as machines
 from reports.load import Run
 
 FORMATS = ("markdown", "csv", "json")
+ACROSS_MACHINES = "(across machines)"  # the machine of a row that may mix machines, when asked
 
 # Headers of the Markdown comparison; the JSON keeps the column names themselves.
 _HEADERS = {
@@ -62,9 +64,21 @@ def ratio_label(ratio: float, low: float, high: float) -> str:
     return f"{ratio:.2f}x [{low:.2f}, {high:.2f}]{verdict}"
 
 
-def readable_comparison(runs: Sequence[Run]) -> pd.DataFrame:
+def records(runs: Sequence[Run], across_machines: bool = False) -> pd.DataFrame:
+    """The records frame; with `across_machines`, every record counted as on one machine (newest wins)."""
+    frame = frames.records_frame(runs)
+    return frame.assign(machine=ACROSS_MACHINES) if across_machines else frame
+
+
+def machine_legend(runs: Sequence[Run]) -> list[str]:
+    """One line per machine: its label and everything that makes it that machine."""
+    seen = {run.machine: run.machine_key for run in runs}
+    return [f"- {label}: {machines.describe(key)}" for label, key in sorted(seen.items())]
+
+
+def readable_comparison(runs: Sequence[Run], across_machines: bool = False) -> pd.DataFrame:
     """The comparison with reader's headers; the machine column only when there are several."""
-    table = frames.comparison(frames.records_frame(runs))
+    table = frames.comparison(records(runs, across_machines))
     table["throughput_ratio"] = [ratio_label(r, lo, hi) for r, lo, hi in
                                  zip(table["throughput_ratio"], table["ratio_ci_low"], table["ratio_ci_high"])]
     table = table.drop(columns=["ratio_ci_low", "ratio_ci_high", "ratio_rounds"])
@@ -79,19 +93,25 @@ def readable_comparison(runs: Sequence[Run]) -> pd.DataFrame:
     return table.rename(columns=_HEADERS)
 
 
-def render_markdown(runs: Sequence[Run]) -> str:
-    """The comparison table, then any records that could not be measured."""
-    parts = [to_markdown(readable_comparison(runs))]
-    failed = frames.failures(frames.records_frame(runs))
+def render_markdown(runs: Sequence[Run], across_machines: bool = False) -> str:
+    """The comparison table, then any records that could not be measured, then the machines if several."""
+    parts = [to_markdown(readable_comparison(runs, across_machines))]
+    failed = frames.failures(records(runs, across_machines))
     if len(failed):
         parts += ["", "Not measured:", "", to_markdown(failed)]
     parts += ["", "torch/JAX img/s above 1: torch is faster; shown only where the JAX port's parity check passed. "
                   "[low, high]: 95% interval of the median per-round ratio where the frameworks were timed interleaved."]
+    legend = machine_legend(runs)
+    if across_machines and len(legend) > 1:
+        parts += ["", f"--across-machines: each row holds the newest figures of {len(legend)} machines, "
+                      "so a cell or ratio may compare different machines:", *legend]
+    elif len(legend) > 1:
+        parts += ["", "Machines (figures of different machines never share a row):", *legend]
     return "\n".join(parts) + "\n"
 
 
-def render_csv(runs: Sequence[Run]) -> str:
-    """One row per record, the contract's columns first."""
+def render_csv(runs: Sequence[Run], across_machines: bool = False) -> str:
+    """One row per record, the contract's columns first (each row names its own machine)."""
     return frames.records_frame(runs).to_csv(index=False)
 
 
@@ -99,17 +119,18 @@ def _json_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
     return json.loads(table.to_json(orient="records", double_precision=15))
 
 
-def render_json(runs: Sequence[Run]) -> str:
-    """{"comparison": side-by-side rows, "records": one per record, "failures": unmeasured}."""
-    records = frames.records_frame(runs)
+def render_json(runs: Sequence[Run], across_machines: bool = False) -> str:
+    """{"comparison": side-by-side rows, "records": one per record, "failures": unmeasured, "machines": their keys}."""
+    frame = records(runs, across_machines)
     document = {
-        "comparison": _json_rows(frames.comparison(records)),
-        "records": _json_rows(records),
-        "failures": _json_rows(frames.failures(records)),
+        "comparison": _json_rows(frames.comparison(frame)),
+        "records": _json_rows(frames.records_frame(runs)),
+        "failures": _json_rows(frames.failures(frame)),
+        "machines": {run.machine: run.machine_key for run in runs},
     }
     return json.dumps(document, indent=2) + "\n"
 
 
-def render(runs: Sequence[Run], fmt: str) -> str:
+def render(runs: Sequence[Run], fmt: str, across_machines: bool = False) -> str:
     """The table of `runs` in `fmt` (one of FORMATS)."""
-    return {"markdown": render_markdown, "csv": render_csv, "json": render_json}[fmt](runs)
+    return {"markdown": render_markdown, "csv": render_csv, "json": render_json}[fmt](runs, across_machines)

@@ -37,3 +37,34 @@ def test_rates_carry_a_clopper_pearson_interval():
     summary = gate_power.summarise([{"first": gs.REGRESSION, "final": gs.PASS, "slowdown": 0.06, "cv": 0.1},
                                     {"first": gs.PASS, "final": gs.PASS, "slowdown": 0.0, "cv": 0.2}])
     assert summary["regression"]["count"] == 0 and summary["regression_before_remeasure"]["count"] == 1
+
+
+def test_real_mode_side_python_injects_the_slowdown_only_where_asked(tmp_path):
+    plain, slower = gate_power.side_python(tmp_path, "a", 0.0), gate_power.side_python(tmp_path, "b", 0.1)
+    probe = ("from benchmarks.workload import BuildOptions, Combination, get_backend\n"
+             "w = get_backend('torch').build_workload(Combination('resnet_tiny', 'torch', 'cpu', 1, 'float32'), BuildOptions(threads=1))\n"
+             "print(type(get_backend('torch')).__name__, w.run.__name__)")
+    import subprocess
+    out = [subprocess.run([str(side), "-c", probe], cwd=gate_power.ROOT, capture_output=True, text=True, check=True).stdout.split()
+           for side in (plain, slower)]
+    assert out[0] == ["module", "run"]  # the baseline side is untouched
+    assert out[1] == ["_SlowedBackend", "run_slower"]
+
+
+def test_injected_busy_wait_is_the_fraction_of_the_median_step():
+    import types
+
+    spec = importlib.util.spec_from_file_location("inject", Path(gate_power.INJECT) / "sitecustomize.py")
+    inject = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(inject)
+    inject.FRACTION = 0.5
+    waits, now = [], [0.0]
+    inject._busy_wait = waits.append
+    inject.time = types.SimpleNamespace(perf_counter=lambda: now[0])  # a step takes exactly 4 ms of this clock
+
+    def step():
+        now[0] += 0.004
+
+    workload = inject._slowed(types.SimpleNamespace(run=step))
+    workload.run()
+    assert waits == [pytest.approx(0.002)]

@@ -77,13 +77,13 @@ def test_ratio_is_blank_where_parity_did_not_pass(tmp_path, capsys, run_doc):
 
 def test_several_machines_become_a_column(tmp_path, capsys, run_doc):
     first = write(tmp_path, run_doc, "a.json")
-    run_doc["machine_info"]["node"] = "other-box"
+    run_doc["machine_info"]["cpu_brand"] = "Other CPU"  # a machine is its hardware, software and commit
     second = write(tmp_path, run_doc, "b.json")
     assert "| machine |" not in table(capsys, first)
     out = table(capsys, first, second)
     assert out.splitlines()[0].startswith("| machine | model |")
-    assert sum(line.startswith("| other-box |") for line in out.splitlines()) == 4
-    assert sum(line.startswith("| vm |") for line in out.splitlines()) == 4
+    assert sum(line.startswith("| Other CPU (2 cores) @e03117d |") for line in out.splitlines()) == 4
+    assert sum(line.startswith("| AMD EPYC (2 cores) @e03117d |") for line in out.splitlines()) == 4
 
 
 def test_folder_of_runs_shows_the_newest_run_of_each_combination(tmp_path, capsys, run_doc):
