@@ -42,14 +42,30 @@ def combination_cost(combo: Any) -> float:
     return OVERHEAD_MACS + macs * max(int(getattr(combo, "batch_size", 1)), 1)
 
 
+def pair_key(combo_id: str) -> str:
+    """The id without its framework: torch and JAX of one combination share a shard, so they can be interleaved."""
+    import dataclasses
+
+    from reports.vocabulary import parse_id
+
+    try:
+        return dataclasses.replace(parse_id(combo_id), framework="*").id
+    except ValueError:  # not a benchmark id: a group of its own
+        return combo_id
+
+
 def assign(costs: Mapping[str, float], count: int) -> dict[str, int]:
-    """Each id's shard (1..count): the most expensive first, each to the least-loaded shard."""
+    """Each id's shard (1..count): framework pairs dealt together, the most expensive first, each to the least-loaded shard."""
+    groups: dict[str, list[str]] = {}
+    for combo_id in costs:
+        groups.setdefault(pair_key(combo_id), []).append(combo_id)
+    cost = {key: sum(costs[i] for i in ids) for key, ids in groups.items()}
     loads = [0.0] * count
     out: dict[str, int] = {}
-    for combo_id in sorted(costs, key=lambda i: (-costs[i], i)):
+    for key in sorted(groups, key=lambda k: (-cost[k], k)):
         shard = min(range(count), key=lambda s: (loads[s], s))
-        loads[shard] += costs[combo_id]
-        out[combo_id] = shard + 1
+        loads[shard] += cost[key]
+        out.update({combo_id: shard + 1 for combo_id in groups[key]})
     return out
 
 

@@ -138,7 +138,10 @@ def test_shard_split_is_deterministic_complete_and_balanced_by_cost():
     assert assignment == shard.assign(dict(reversed(list(costs.items()))), 3)  # order of arrival does not matter
     assert set(assignment) == set(costs) and set(assignment.values()) == {1, 2, 3}
     loads = shard.loads(costs, 3)
-    assert max(loads) <= 1.05 * sum(loads) / 3
+    pairs: dict[str, float] = {}
+    for combo_id, cost in costs.items():  # torch and JAX of a combination go together (interleaving)
+        pairs[shard.pair_key(combo_id)] = pairs.get(shard.pair_key(combo_id), 0.0) + cost
+    assert max(loads) <= max(1.05 * sum(loads) / 3, max(pairs.values()))
     round_robin = [sum(costs[i] for i in sorted(costs)[s::3]) for s in range(3)]
     assert max(round_robin) > 1.2 * sum(loads) / 3  # what balancing by cost is for
     assert shard.select(costs, 2, 3) == {i for i, s in assignment.items() if s == 2}
@@ -225,3 +228,12 @@ def test_failure_records_are_journaled_as_they_happen(tmp_path):
     assert [line["id"] for line in lines[1:]] == [
         "resnet_tiny-torch-cpu-bs1-float32", "resnet_tiny-jax-cpu-bs1-float32", "resnet_tiny-torch-cpu-bs2-float32"]
     assert lines[2]["record"]["reason"] == "run: RuntimeError: boom"
+
+
+def test_a_combination_in_both_frameworks_stays_in_one_shard_so_it_can_be_interleaved():
+    combos = [_Combo(m, f, b) for m in ("resnet50", "vit_b_16", "resnet_tiny") for f in ("torch", "jax") for b in (1, 8)]
+    assignment = shard.assign(shard.costs_of(combos), 2)
+    for combo in combos:
+        twin = combo.id.replace("-torch-", "-jax-") if combo.framework == "torch" else combo.id.replace("-jax-", "-torch-")
+        assert assignment[combo.id] == assignment[twin]
+    assert set(assignment.values()) == {1, 2}
