@@ -28,6 +28,11 @@ def assemble_tokens(prefix: Sequence[jnp.ndarray], patches: jnp.ndarray, pos_emb
     return jnp.concatenate(tokens + [patches], axis=1) + pos_embed  # timm: concat, then add (no_embed_class=False)
 
 
+def attention_scale(head_dim: int) -> float:
+    """The factor on q before q k^T: 1 / sqrt(head_dim), as timm's `Attention.scale`."""
+    return head_dim**-0.5
+
+
 def combine_heads(logits: jnp.ndarray, logits_dist: jnp.ndarray) -> jnp.ndarray:
     """A distilled model's eval output: the mean of the class and distillation heads."""
     return (logits + logits_dist) / 2
@@ -46,7 +51,7 @@ class Attention(nn.Module):
         qkv = nn.Dense(3 * d, dtype=self.dtype, name="qkv")(x)
         qkv = qkv.reshape(n, s, 3, self.num_heads, head_dim)  # (N, S, 3D) -> (N, S, 3, H, Dh), timm's order
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # each (N, S, H, Dh)
-        scores = jnp.einsum("nqhd,nkhd->nhqk", q * jnp.asarray(head_dim**-0.5, self.dtype), k)
+        scores = jnp.einsum("nqhd,nkhd->nhqk", q * jnp.asarray(attention_scale(head_dim), self.dtype), k)
         weights = jax.nn.softmax(scores.astype(jnp.float32), axis=-1)
         if not self.is_initializing():  # init makes every collection mutable: keep the weights out of the variables
             self.sow(ATTENTION_COLLECTION, "weights", weights)  # a no-op unless the collection is mutable
