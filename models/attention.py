@@ -126,7 +126,11 @@ class AttentionReader:
             model = self._torch_model(size)
             first = next(model.parameters())
             x = self._torch_preprocess(images).to(device=first.device, dtype=first.dtype)
-            maps = self.family.attention_torch(model, x, layer_idx)
+            was_training = model.training
+            try:
+                maps = self.family.attention_torch(model.eval(), x, layer_idx)
+            finally:
+                model.train(was_training)
         else:
             module, variables = self._flax_model(size)
             maps = self.family.attention_flax(module, variables, self._flax_preprocess(images), layer_idx)
