@@ -103,7 +103,7 @@ class AttentionReader:
     `torch_model`, both frameworks use its weights (the Flax twin gets them ported);
     without, the torch model is the registry's at torch's default init under seed 0 (so
     separate calls agree) and the Flax twin its port. Models are built on first use, per
-    input size, and kept.
+    input size, and kept; images given with `torch_model` must have the size it was built for.
     """
 
     def __init__(self, name: str, framework: str = "torch", torch_model: Any = None) -> None:

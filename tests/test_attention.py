@@ -26,16 +26,21 @@ MODELS = {"vit_tiny": (2, 1 + 16, 2), "deit_test_distilled": (2, 2 + 16, 2)}
 MAPS_ATOL = 1e-5  # float32: measured <= 3e-7 apart on these models
 
 
-def _sharpen(model: torch.nn.Module, factor: float = 6.0) -> torch.nn.Module:
-    """Scale the query and key rows of every packed q, k, v projection: attention far from uniform.
+def _sharpen(model: torch.nn.Module, std: float = 0.12) -> torch.nn.Module:
+    """Rescale the query and key rows of every packed q, k, v projection to weights of `std`.
 
-    Random timm weights (qkv std 0.02) give near-uniform maps, on which a wrong scale or
-    head order would hardly show.
+    timm's random qkv weights (std 0.02) give near-uniform maps, on which a wrong scale or
+    head order would hardly show; 0.12 is about torchvision's xavier scale at width 32
+    (vit_tiny's own), which leaves its maps far from uniform but not one-hot.
     """
     with torch.no_grad():
-        for name, tensor in model.named_parameters():
-            if name.endswith(("attn.qkv.weight", "attn.qkv.bias", "in_proj_weight", "in_proj_bias")):
-                tensor[: 2 * tensor.shape[0] // 3] *= factor
+        for name, weight in model.named_parameters():
+            if name.endswith(("attn.qkv.weight", "in_proj_weight")):
+                rows = 2 * weight.shape[0] // 3
+                factor = std / float(weight[:rows].std())
+                weight[:rows] *= factor
+                bias = dict(model.named_parameters())[name[: -len("weight")] + "bias"]
+                bias[:rows] *= factor
     return model
 
 

@@ -44,6 +44,17 @@ def test_parity_holds_at_other_input_sizes(name: str, size: int) -> None:
     assert result.passed, result.message()
 
 
+def test_parity_holds_on_timms_unfused_attention_path_too() -> None:
+    # timm picks F.scaled_dot_product_attention or its explicit softmax by a global flag.
+    pair = random_pair("deit_test_distilled")
+    attentions = [m for m in pair.torch_model.modules() if hasattr(m, "fused_attn")]
+    assert attentions and all(m.fused_attn for m in attentions)
+    for m in attentions:
+        m.fused_attn = False
+    result = check(pair, "float32", "cpu", batch=4)
+    assert result.passed, result.message()
+
+
 @pytest.mark.parametrize("size", [100, 8])
 def test_sizes_that_do_not_tile_into_patches_are_refused_in_both_frameworks(size: int) -> None:
     message = f"deit_small_patch16_224 needs an input size that is a multiple of its 16-pixel patch, got {size}"
