@@ -10,6 +10,7 @@ import operator
 import os
 from typing import Any
 
+from models.attention import AttentionReader, attention_rollout, class_token_grid, get_attention_maps
 from models.registry import (
     Family,
     ModelSpec,
@@ -23,10 +24,14 @@ from models.registry import (
 )
 
 __all__ = [
+    "AttentionReader",
     "Family",
     "ModelSpec",
     "Tolerance",
     "UnknownModelError",
+    "attention_rollout",
+    "class_token_grid",
+    "get_attention_maps",
     "get_flax_model",
     "get_model_info",
     "get_spec",

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from models.attention import ATTENTION_COLLECTION
+
 Dtype = Any
 
 # torchvision's ViT uses LayerNorm(eps=1e-6) everywhere.
@@ -34,8 +36,10 @@ class SelfAttention(nn.Module):
         qkv = qkv.reshape(n, s, 3, self.num_heads, head_dim)  # (N, S, 3D) -> (N, S, 3, H, Dh)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # each (N, S, H, Dh)
         scores = jnp.einsum("nqhd,nkhd->nhqk", q, k) / jnp.sqrt(jnp.asarray(head_dim, self.dtype))
-        weights = jax.nn.softmax(scores.astype(jnp.float32), axis=-1).astype(self.dtype)
-        out = jnp.einsum("nhqk,nkhd->nqhd", weights, v).reshape(n, s, d)  # (N, S, H, Dh) -> (N, S, D)
+        weights = jax.nn.softmax(scores.astype(jnp.float32), axis=-1)
+        if not self.is_initializing():  # init makes every collection mutable: keep the weights out of the variables
+            self.sow(ATTENTION_COLLECTION, "weights", weights)  # a no-op unless the collection is mutable
+        out = jnp.einsum("nhqk,nkhd->nqhd", weights.astype(self.dtype), v).reshape(n, s, d)  # (N, S, H, Dh) -> (N, S, D)
         return nn.Dense(d, dtype=self.dtype, name="out_proj")(out)
 
 

@@ -85,6 +85,7 @@ def _read_state_dict(path: Path, spec: ModelSpec, model: nn.Module) -> dict[str,
         raise WeightsMismatchError(f"weights file {path} is not a torch state_dict: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
     if not isinstance(state_dict, dict):
         raise WeightsMismatchError(f"weights file {path} holds a {type(state_dict).__name__}, not a state_dict")
+    state_dict = unwrap_checkpoint(state_dict)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
@@ -99,6 +100,20 @@ def _read_state_dict(path: Path, spec: ModelSpec, model: nn.Module) -> dict[str,
             f"{len(misshaped)} of another shape (e.g. {', '.join(misshaped[:3]) or '-'})"
         )
     return state_dict
+
+
+# Where training checkpoints keep the model's state_dict (Facebook's DeiT: 'model').
+CHECKPOINT_STATE_KEYS = ("model", "state_dict")
+
+
+def unwrap_checkpoint(checkpoint: dict) -> dict:
+    """The state_dict inside a training checkpoint ({'model': state_dict, ...}); a bare state_dict as is."""
+    if any(hasattr(v, "shape") for v in checkpoint.values()):
+        return checkpoint
+    for key in CHECKPOINT_STATE_KEYS:
+        if isinstance(checkpoint.get(key), dict):
+            return checkpoint[key]
+    return checkpoint
 
 
 def make_torch_preprocess(spec: ModelSpec) -> Callable:
@@ -143,7 +158,7 @@ def randomize_weights(model: nn.Module, seed: int = 0) -> nn.Module:
                 tensor.copy_(uniform(tensor, 0.5, 1.5))
             elif tensor.dim() == 1 or leaf == "running_mean":
                 tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.1)
-            elif torch.count_nonzero(tensor) == 0:  # zero-initialised head, class token
+            elif float(tensor.abs().max()) < 1e-4:  # zero or near-zero init: head, class token (timm: std 1e-6)
                 tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.02)
             elif tensor.numel() > 1 and bool((tensor == tensor.flatten()[0]).all()):  # constant: layer scales
                 tensor.copy_(uniform(tensor, 0.5, 1.5) * tensor.flatten()[0].abs().clamp(min=1e-2, max=1.0))

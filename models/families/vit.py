@@ -50,6 +50,33 @@ def size_reason(spec: ModelSpec, input_size: int) -> str | None:
     return None
 
 
+def attention_torch(model: Any, x_nchw: Any, layer_idx: int) -> Any:
+    """Layer `layer_idx`'s softmax weights [batch, heads, tokens, tokens], recomputed by its own attention module.
+
+    torchvision's `EncoderBlock` calls `nn.MultiheadAttention` with `need_weights=False`;
+    the block's `ln_1` output is captured and fed to the same module asking for the
+    per-head weights.
+    """
+    import torch
+
+    from models.attention import layer_index, run_until
+
+    blocks = list(model.encoder.layers)
+    block = blocks[layer_index(layer_idx, len(blocks))]
+    _, y = run_until(model, x_nchw, block.ln_1)
+    with torch.no_grad():
+        _, weights = block.self_attention(y, y, y, need_weights=True, average_attn_weights=False)
+    return weights.float().cpu().numpy()
+
+
+def attention_flax(module: Any, variables: Any, x_nhwc: Any, layer_idx: int) -> Any:
+    """Layer `layer_idx`'s softmax weights [batch, heads, tokens, tokens], as the Flax twin sows them."""
+    from models.attention import layer_index, sown_attention
+
+    sown = sown_attention(module, variables, x_nhwc)["encoder"]
+    return sown[f"encoder_layer_{layer_index(layer_idx, module.num_layers)}"]["self_attention"]["weights"]
+
+
 register_family(Family(
     name=FAMILY,
     variants=VARIANTS,
@@ -62,5 +89,7 @@ register_family(Family(
         (r"^heads\.head", "heads_head"),
     ),
     size_reason=size_reason,
+    attention_torch=attention_torch,
+    attention_flax=attention_flax,
     description="ViT as torchvision builds it: patch conv, class token, learned position embedding, pre-norm blocks",
 ))
