@@ -12,6 +12,8 @@ import jax
 import numpy as np
 import pytest
 
+from tests.planted import zero_a_ported_leaf
+
 from models import flax_vit, porting
 from validation.compare import parity_images
 from validation.suite import check, forget_compiled, port, random_torch_model
@@ -36,15 +38,7 @@ def _transpose_conv_kernels_spatially(monkeypatch: pytest.MonkeyPatch, request: 
 
 
 def _drop_class_token(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
-    # The key is "ported", so the key check passes, but its value is lost (left at init, zeros).
-    plan_leaf = porting.plan_leaf
-
-    def dropping(module_path, leaf, ndim, expected):
-        path, kind = plan_leaf(module_path, leaf, ndim, expected)
-        return (path, "zeros") if leaf == "class_token" else (path, kind)
-
-    monkeypatch.setitem(porting.TRANSFORMS, "zeros", np.zeros_like)
-    monkeypatch.setattr(porting, "plan_leaf", dropping)
+    zero_a_ported_leaf(monkeypatch, "class_token")
 
 
 def _use_tanh_gelu(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:

@@ -13,7 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from models import flax_deit, porting
+from tests.planted import zero_a_ported_leaf
+
+from models import flax_deit
 from validation.suite import check, forget_compiled, port, random_torch_model
 
 MODEL = "deit_test_distilled"
@@ -32,15 +34,7 @@ def _forget_compilations(request: pytest.FixtureRequest) -> None:
 
 
 def _drop_distillation_token(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
-    # The key is "ported", so the key check passes, but its value is lost (zeros).
-    plan_leaf = porting.plan_leaf
-
-    def dropping(module_path, leaf, ndim, expected):
-        path, kind = plan_leaf(module_path, leaf, ndim, expected)
-        return (path, "zeros") if leaf == "dist_token" else (path, kind)
-
-    monkeypatch.setitem(porting.TRANSFORMS, "zeros", np.zeros_like)
-    monkeypatch.setattr(porting, "plan_leaf", dropping)
+    zero_a_ported_leaf(monkeypatch, "dist_token")
 
 
 def _order_tokens_dist_cls(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
