@@ -9,6 +9,7 @@ from importlib import import_module
 FAMILY_MODULES = (
     "resnet",
     "vit",
+    "swin",
 )
 
 for _name in FAMILY_MODULES:
