@@ -37,9 +37,9 @@ T, SB = (2, 2, 6, 2), (2, 2, 18, 2)
 HEADS_TS, HEADS_B = (3, 6, 12, 24), (4, 8, 16, 32)
 
 V1_VARIANTS = (
-    _spec(V1, "swin_t", 96, T, HEADS_TS, 7, 0.2, 224, 28_288_354, 4_491_200_000, "Swin_T_Weights.IMAGENET1K_V1"),
-    _spec(V1, "swin_s", 96, SB, HEADS_TS, 7, 0.3, 224, 49_606_258, 8_741_000_000, "Swin_S_Weights.IMAGENET1K_V1"),
-    _spec(V1, "swin_b", 128, SB, HEADS_B, 7, 0.5, 224, 87_768_224, 15_431_000_000, "Swin_B_Weights.IMAGENET1K_V1"),
+    _spec(V1, "swin_t", 96, T, HEADS_TS, 7, 0.2, 224, 28_288_354, 4_490_566_656, "Swin_T_Weights.IMAGENET1K_V1"),
+    _spec(V1, "swin_s", 96, SB, HEADS_TS, 7, 0.3, 224, 49_606_258, 8_740_875_264, "Swin_S_Weights.IMAGENET1K_V1"),
+    _spec(V1, "swin_b", 128, SB, HEADS_B, 7, 0.5, 224, 87_768_224, 15_430_946_816, "Swin_B_Weights.IMAGENET1K_V1"),
     # Test-only, 10 classes at 52x52: a 13x13 map padded to 15 for window 5 and shifted by 2 (mask),
     # an odd map padded before merging (13 -> 7), padding and shift again at 7x7, and at 4x4 the
     # shift forced to 0 (the window covers the padded 5x5 map).
@@ -47,9 +47,9 @@ V1_VARIANTS = (
 )
 
 V2_VARIANTS = (
-    _spec(V2, "swin_v2_t", 96, T, HEADS_TS, 8, 0.2, 256, 28_351_570, 5_940_000_000, "Swin_V2_T_Weights.IMAGENET1K_V1"),
-    _spec(V2, "swin_v2_s", 96, SB, HEADS_TS, 8, 0.3, 256, 49_737_442, 11_546_000_000, "Swin_V2_S_Weights.IMAGENET1K_V1"),
-    _spec(V2, "swin_v2_b", 128, SB, HEADS_B, 8, 0.5, 256, 87_930_848, 20_325_000_000, "Swin_V2_B_Weights.IMAGENET1K_V1"),
+    _spec(V2, "swin_v2_t", 96, T, HEADS_TS, 8, 0.2, 256, 28_351_570, 5_939_690_496, "Swin_V2_T_Weights.IMAGENET1K_V1"),
+    _spec(V2, "swin_v2_s", 96, SB, HEADS_TS, 8, 0.3, 256, 49_737_442, 11_545_857_024, "Swin_V2_S_Weights.IMAGENET1K_V1"),
+    _spec(V2, "swin_v2_b", 128, SB, HEADS_B, 8, 0.5, 256, 87_930_848, 20_325_134_336, "Swin_V2_B_Weights.IMAGENET1K_V1"),
     # Test-only, 10 classes at 64x64: 16x16 and 8x8 maps in shifted 4x4 windows (mask), and at 4x4 the
     # shift forced to 0. No padding at this size: torchvision's v2 gives NaN in float16 on padded
     # maps (F.normalize of the zero keys of padded tokens), so padding is tested at 44 in float32
