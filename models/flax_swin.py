@@ -154,7 +154,8 @@ class ShiftedWindowAttention(nn.Module):
             q = q / jnp.maximum(jnp.linalg.norm(q, axis=-1, keepdims=True), 1e-12)  # F.normalize
             k = k / jnp.maximum(jnp.linalg.norm(k, axis=-1, keepdims=True), 1e-12)
             logit_scale = self.param("logit_scale", nn.initializers.constant(math.log(10.0)), (heads, 1, 1))
-            scores = jnp.matmul(q, k.swapaxes(-2, -1)) * jnp.exp(jnp.minimum(logit_scale, LOGIT_SCALE_MAX)).astype(self.dtype)
+            scale = jnp.exp(jnp.minimum(logit_scale, LOGIT_SCALE_MAX)).astype(self.dtype)
+            scores = jnp.matmul(q, k.swapaxes(-2, -1)) * scale
         else:
             scores = jnp.matmul(q * (c // heads) ** -0.5, k.swapaxes(-2, -1))  # (B*windows, heads, N, N)
         scores = scores + self.relative_position_bias()[None]
@@ -277,7 +278,7 @@ class SwinTransformer(nn.Module):
 
 
 class SwinTransformerV2(SwinTransformer):
-    """torchvision `SwinTransformer` with v2 blocks (cosine attention, continuous bias, post-norm) and PatchMergingV2."""
+    """torchvision `SwinTransformer` with v2 blocks (cosine attention, continuous bias, post-norm), PatchMergingV2."""
 
     v2 = True
 

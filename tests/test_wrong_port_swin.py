@@ -1,9 +1,9 @@
 """A wrong Swin port fails parity, and the report names the torch layer where it went wrong.
 
 Each bug is one plausible mistake in reproducing torchvision's Swin (v1 and v2), planted with
-monkeypatch into `models.flax_swin`'s module-level steps, on random weights everywhere. The v2
-model's logit scales straddle the clamp at log(100) (random weights would leave them near 1,
-where a missing clamp changes nothing).
+monkeypatch into `models.flax_swin`'s module-level steps, on random weights made trained-like
+(sharp attention, O(1) position biases, v2 logit scales on both sides of the clamp at log(100):
+tests/swin_weights.py); on plain random weights a transposed bias index sits at the float32 bound.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import math
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import torch
 
 from models import flax_swin
-from validation.suite import check, forget_compiled, port, random_torch_model
+from tests.swin_weights import trained_like_torch_model
+from validation.suite import check, forget_compiled, port
 
 V1, V2 = "swin_tiny_test", "swin_v2_tiny_test"
 BATCH_SIZES = (1, 5)
@@ -24,16 +24,8 @@ BATCH_SIZES = (1, 5)
 
 @pytest.fixture(scope="module")
 def torch_models() -> dict[str, object]:
-    """One random-weight torch model per tiny variant; v2's logit scales on both sides of the clamp."""
-    models = {name: random_torch_model(name) for name in (V1, V2)}
-    generator = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for name, tensor in models[V2].named_parameters():
-            if name.endswith("logit_scale"):  # (heads, 1, 1): alternate heads below and above log(100)
-                heads = tensor.shape[0]
-                above = torch.arange(heads).remainder(2).float().view(heads, 1, 1)
-                tensor.copy_(3.5 + 2.5 * above + 0.3 * torch.rand(tensor.shape, generator=generator))
-    return models
+    """One trained-like random torch model per tiny variant (tests/swin_weights.py)."""
+    return {name: trained_like_torch_model(name) for name in (V1, V2)}
 
 
 def _replace(attribute: str, value) -> callable:

@@ -43,18 +43,22 @@ V1_VARIANTS = (
     # Test-only, 10 classes at 52x52: a 13x13 map padded to 15 for window 5 and shifted by 2 (mask),
     # an odd map padded before merging (13 -> 7), padding and shift again at 7x7, and at 4x4 the
     # shift forced to 0 (the window covers the padded 5x5 map).
-    _spec(V1, "swin_tiny_test", 8, (2, 2, 2), (2, 2, 4), 5, 0.1, 52, 38_562, 1_703_776, None, num_classes=10, test_only=True),
+    _spec(V1, "swin_tiny_test", 8, (2, 2, 2), (2, 2, 4), 5, 0.1, 52, 38_562, 1_703_776, None, num_classes=10,
+          test_only=True),
 )
 
 V2_VARIANTS = (
     _spec(V2, "swin_v2_t", 96, T, HEADS_TS, 8, 0.2, 256, 28_351_570, 5_939_690_496, "Swin_V2_T_Weights.IMAGENET1K_V1"),
-    _spec(V2, "swin_v2_s", 96, SB, HEADS_TS, 8, 0.3, 256, 49_737_442, 11_545_857_024, "Swin_V2_S_Weights.IMAGENET1K_V1"),
-    _spec(V2, "swin_v2_b", 128, SB, HEADS_B, 8, 0.5, 256, 87_930_848, 20_325_134_336, "Swin_V2_B_Weights.IMAGENET1K_V1"),
+    _spec(V2, "swin_v2_s", 96, SB, HEADS_TS, 8, 0.3, 256, 49_737_442, 11_545_857_024,
+          "Swin_V2_S_Weights.IMAGENET1K_V1"),
+    _spec(V2, "swin_v2_b", 128, SB, HEADS_B, 8, 0.5, 256, 87_930_848, 20_325_134_336,
+          "Swin_V2_B_Weights.IMAGENET1K_V1"),
     # Test-only, 10 classes at 64x64: 16x16 and 8x8 maps in shifted 4x4 windows (mask), and at 4x4 the
     # shift forced to 0. No padding at this size: torchvision's v2 gives NaN in float16 on padded
     # maps (F.normalize of the zero keys of padded tokens), so padding is tested at 44 in float32
     # and bfloat16 (tests/test_swin.py), not by the registry's float16 parity.
-    _spec(V2, "swin_v2_tiny_test", 8, (2, 2, 2), (2, 2, 4), 4, 0.1, 64, 54_594, 2_275_648, None, num_classes=10, test_only=True),
+    _spec(V2, "swin_v2_tiny_test", 8, (2, 2, 2), (2, 2, 4), 4, 0.1, 64, 54_594, 2_275_648, None, num_classes=10,
+          test_only=True),
 )
 
 
@@ -189,7 +193,8 @@ def attention_flax(module: Any, variables: Any, x_nhwc: Any, layer_idx: int) -> 
     from models.flax_swin import attention_weights
 
     names = module.block_names()
-    return attention_weights(module, variables, x_nhwc, names[_block_index(len(names), layer_idx, type(module).__name__)])
+    block = names[_block_index(len(names), layer_idx, type(module).__name__)]
+    return attention_weights(module, variables, x_nhwc, block)
 
 
 def _family(name: str, variants: tuple[ModelSpec, ...], v2: bool, description: str) -> Family:
