@@ -17,7 +17,7 @@ published `_ops`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from models.registry import Family, ModelSpec, register_family
 
@@ -62,7 +62,7 @@ V2_VARIANTS = (
 )
 
 
-def _builder(v2: bool):
+def _builder(v2: bool) -> Callable[[ModelSpec, int], Any]:
     def build_torch(spec: ModelSpec, input_size: int) -> Any:
         """torchvision's `SwinTransformer` for `spec` (any input size: windows pad)."""
         from torchvision.models import swin_transformer as tv
@@ -84,7 +84,7 @@ _NCHW_MODULES = frozenset({"features.0.0", "permute", "avgpool"})
 
 
 def layout(torch_module: str, ndim: int) -> str:
-    """"NCHW" for the patch conv and the head's permute/pool; every other Swin output is already channels-last."""
+    """The layout of a torch output: NCHW for the patch conv and the head's permute/pool, else channels-last."""
     return "NCHW" if ndim == 4 and torch_module in _NCHW_MODULES else "same"
 
 
