@@ -64,6 +64,7 @@ def test_tiny_variants_reach_shift_mask_merging_and_forced_zero_shift() -> None:
     v1 = get_spec("swin_tiny_test").input_size
     assert pads("swin_tiny_test", v1) == [True, True, True]
     assert stage_maps("swin_tiny_test", v1)[0] % 2 == 1  # 13x13 merges through a pad to 7x7
+    assert pads("swin_v2_tiny_test", get_spec("swin_v2_tiny_test").input_size) == [False, False, False]
 
 
 # (model, input size, dtypes): sizes that pad at some stage; a map smaller than the window.
@@ -94,8 +95,8 @@ def test_parity_at_sizes_that_pad(name: str, size: int, dtypes: tuple[str, ...])
 
 def test_torchvision_swin_v2_is_nan_in_float16_on_padded_maps() -> None:
     # Why swin_v2_tiny_test runs at 64 (no padding): padded tokens have zero keys (v2 zeroes the
-    # key bias), and F.normalize's eps (1e-12) is 0 in float16, so 0/0 poisons the window. The
-    # Flax twin reproduces this; real v2 models at their 256 pixels never pad.
+    # key bias), and F.normalize's eps (1e-12) is 0 in float16, so 0/0 poisons the window (the Flax
+    # twin computes the same 0/0). Real v2 models at their 256 pixels never pad.
     from validation.suite import random_torch_model
 
     spec = get_spec("swin_v2_tiny_test")
