@@ -10,6 +10,7 @@ FAMILY_MODULES = (
     "resnet",
     "vit",
     "deit",
+    "swin",
 )
 
 for _name in FAMILY_MODULES:
