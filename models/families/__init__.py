@@ -9,6 +9,8 @@ from importlib import import_module
 FAMILY_MODULES = (
     "resnet",
     "vit",
+    "efficientnet",
+    "convnext",
 )
 
 for _name in FAMILY_MODULES:
