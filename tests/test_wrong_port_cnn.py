@@ -8,13 +8,15 @@ porting, and the last tests check that porting names the tensor.
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import linen as nn
 
 from models import flax_convnext, flax_efficientnet, porting
 from models.porting import PortingError
-from validation.suite import check, forget_compiled, port, random_torch_model
+from validation.suite import PortedPair, check, forget_compiled, port, random_torch_model
 
 BATCH_SIZES = (1, 5)
 MODELS = ("efficientnet_tiny", "convnext_mini")
@@ -62,8 +64,9 @@ def _batch_norm_default_eps(monkeypatch: pytest.MonkeyPatch) -> None:
     # nn.BatchNorm2d's eps 1e-5 where the variant asks for 1e-3 (torchvision's B5-B7; the tiny
     # variant uses their settings).
     def norm(self, name, train):
-        return nn.BatchNorm(use_running_average=not train, momentum=1.0 - self.norm_momentum, epsilon=1e-5,
-                            dtype=self.dtype, name=name)
+        batch_norm = nn.BatchNorm(use_running_average=not train, momentum=1.0 - self.norm_momentum, epsilon=1e-5,
+                                  dtype=self.dtype, name=name)
+        return lambda x: batch_norm(x.astype(jnp.float32))
 
     monkeypatch.setattr(flax_efficientnet._ConvNorm, "norm", norm)
 
@@ -135,3 +138,24 @@ def test_skipped_squeeze_excitation_is_refused_by_porting_naming_the_tensor(monk
     monkeypatch.setattr(flax_efficientnet.SqueezeExcitation, "__call__", lambda self, x: x)
     with pytest.raises(PortingError, match=r"unexpected: features\.1\.0\.block\.1\.fc1\.weight"):
         port("efficientnet_tiny", torch_models["efficientnet_tiny"])
+
+
+@pytest.mark.parametrize("model, module_path, torch_name", [
+    # Inside a ConvNeXt block torch is channels-last: named there only if `layout` says so
+    # (read as NCHW, the block's LayerNorm before it would mismatch in shape and be named).
+    ("convnext_mini", ("features_3_1", "block_3"), "features.3.1.block.3"),
+    ("efficientnet_tiny", ("features_2_1", "block_2", "fc1"), "features.2.1.block.2.fc1"),
+])
+def test_corrupted_weight_deep_in_a_block_is_named(model: str, module_path: tuple, torch_name: str, torch_models) -> None:
+    pair = port(model, torch_models[model])
+    params = jax.tree_util.tree_map(lambda x: x, pair.variables["params"])  # new containers, same leaves
+    node = params
+    for key in module_path:
+        node[key] = dict(node[key])
+        node = node[key]
+    node["kernel"] = node["kernel"] + 0.05 * jax.random.normal(jax.random.PRNGKey(1), node["kernel"].shape)
+    result = check(PortedPair(pair.spec, pair.torch_model, {**pair.variables, "params": params}), "float32", "cpu",
+                   batch=2)
+    assert not result.passed
+    assert result.first_diverging_layer == torch_name, result.message()
+    assert result.flax_layer == "/".join(module_path)

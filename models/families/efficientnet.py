@@ -15,6 +15,7 @@ IMAGENET1K_V1.transforms`), the size its published `_ops` is counted at. For B2 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from models.registry import Family, ModelSpec, register_family
@@ -71,8 +72,6 @@ def make_divisible(value: float, divisor: int = 8) -> int:
 
 def stage_table(config: dict[str, Any]) -> list[tuple[int, int, int, int, int, int]]:
     """The scaled stages: (expand ratio, kernel, stride, input channels, output channels, layers)."""
-    import math
-
     width, depth = config["width_mult"], config["depth_mult"]
     return [(e, k, s, make_divisible(cin * width), make_divisible(cout * width), int(math.ceil(n * depth)))
             for e, k, s, cin, cout, n in config["stages"]]
