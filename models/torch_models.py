@@ -161,7 +161,9 @@ def randomize_weights(model: nn.Module, seed: int = 0) -> nn.Module:
             elif float(tensor.abs().max()) < 1e-4:  # zero or near-zero init: head, class token (timm: std 1e-6)
                 tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.02)
             elif tensor.numel() > 1 and bool((tensor == tensor.flatten()[0]).all()):  # constant: layer scales
-                tensor.copy_(uniform(tensor, 0.5, 1.5) * tensor.flatten()[0].abs().clamp(min=1e-2, max=1.0))
+                # Gains around one, like a norm's weight: kept at their init's scale (ConvNeXt's
+                # 1e-6), the branches they gate would vanish from the logits and a wrong block pass.
+                tensor.copy_(uniform(tensor, 0.5, 1.5))
     return model
 
 

@@ -37,9 +37,15 @@ class PortedPair:
 
 def random_torch_model(name: str, seed: int = SEED, input_size: int | None = None) -> Any:
     """The torch `name` (at `input_size`) with random weights everywhere, fitted to parity-like images."""
+    import torch
+
     from models import get_torch_model
 
-    torch_model, _, _, _ = get_torch_model(name, input_size=input_size)
+    # Seeded: randomize_weights keeps the builder's conv and linear kernels, which torch draws
+    # from its global generator; unseeded, every process would check different weights.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch_model, _, _, _ = get_torch_model(name, input_size=input_size)
     return randomize_and_fit(torch_model, get_spec(name), seed, input_size)
 
 

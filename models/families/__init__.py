@@ -9,6 +9,8 @@ from importlib import import_module
 FAMILY_MODULES = (
     "resnet",
     "vit",
+    "efficientnet",
+    "convnext",
     "deit",
     "swin",
 )
