@@ -13,14 +13,21 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 @pytest.fixture(scope="module")
 def ported() -> Iterator[Callable[[str], "object"]]:
-    """`ported(name)`: the module's one random-weight torch model of `name` and its Flax port."""
+    """`ported(name)`: the module's one random-weight torch model of `name` and its Flax port.
+
+    The two most recently used models are kept (tests run model by model); older ones are
+    dropped, so the zoo's 40-odd models never sit in memory together.
+    """
     from validation.suite import random_pair
 
     cache: dict[str, object] = {}
 
     def get(name: str):
         if name not in cache:
+            while len(cache) >= 2:
+                cache.pop(next(iter(cache)))
             cache[name] = random_pair(name)
+        cache[name] = cache.pop(name)  # most recently used last
         return cache[name]
 
     yield get
