@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from reports.load import Run
+from reports.load import Run, input_size_of
 from reports.schema import PEAK_MEMORY_FIELDS, XLA_PROGRAM_FIELDS
 
 # The exported columns, in this order, one row per record (the CSV contract of issue 4).
@@ -43,16 +43,6 @@ def peak_memory_mb(record: dict[str, Any]) -> float | None:
     return None
 
 
-def _input_size(record: dict[str, Any]) -> int | None:
-    """The square input's side: the record's field, or (older records) read off torch's NCHW / JAX's NHWC shape."""
-    if record.get("input_size") is not None:
-        return int(record["input_size"])
-    shape = record.get("input_shape")
-    if isinstance(shape, list) and len(shape) == 4:
-        return int(shape[2])  # (N, C, H, W) and (N, H, W, C) both hold W at index 2
-    return None
-
-
 def _row(run: Run, record: dict[str, Any]) -> dict[str, Any]:
     parity = record.get("parity") if isinstance(record.get("parity"), dict) else {}
     shape = record.get("input_shape")
@@ -73,7 +63,7 @@ def _row(run: Run, record: dict[str, Any]) -> dict[str, Any]:
         "machine_id": run.machine_id,
         "node": run.node,
         "mode": record["mode"],
-        "input_size": _input_size(record),
+        "input_size": input_size_of(record),
         "config": record.get("config") or "eager",
         "status": record["status"],
         "reason": record.get("reason"),

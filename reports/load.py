@@ -71,9 +71,24 @@ def benchmark_id(record: dict[str, Any]) -> str:
                        record["mode"], config=record.get("config") or "eager").id
 
 
+def input_size_of(record: dict[str, Any]) -> int | None:
+    """The square input's side: the record's field, or (older records) read off torch's NCHW / JAX's NHWC shape."""
+    if record.get("input_size") is not None:
+        return int(record["input_size"])
+    shape = record.get("input_shape")
+    if isinstance(shape, list) and len(shape) == 4:
+        return int(shape[2])  # (N, C, H, W) and (N, H, W, C) both hold W at index 2
+    return None
+
+
 def record_key(record: dict[str, Any]) -> tuple[Any, ...]:
-    """The fields that make a record unique within one run (input_size is absent from older records)."""
-    return tuple(record.get(field) for field in KEY_FIELDS)
+    """The fields that make a record unique within one run.
+
+    Records written before input sizes and configurations existed get theirs filled in
+    (read off the input shape; eager), so stored baselines keep matching new runs.
+    """
+    filled = {**record, "input_size": input_size_of(record), "config": record.get("config") or "eager"}
+    return tuple(filled.get(field) for field in KEY_FIELDS)
 
 
 def json_files(path: str | Path) -> list[Path]:

@@ -134,3 +134,14 @@ def test_baseline_command_keeps_what_diff_needs_and_drops_samples(tmp_path, caps
     record(full, "vit_tiny-jax-cpu-bs1-float32")["params"] += 10
     source.write_text(json.dumps(full))
     assert main(["diff", str(stored), str(source)]) == EXIT_MISMATCH
+
+
+def test_records_from_before_input_sizes_and_configs_keep_their_key():
+    from reports.load import record_key
+
+    old = {"model": "resnet_tiny", "framework": "jax", "device": "cpu", "batch_size": 2, "dtype": "float32",
+           "mode": "inference", "input_shape": [2, 32, 32, 3]}
+    new = {**old, "input_size": 32, "config": "eager"}
+    assert record_key(old) == record_key(new)
+    assert record_key({**new, "input_size": 48}) != record_key(old)
+    assert record_key({**new, "config": "compile"}) != record_key(old)
