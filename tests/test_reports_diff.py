@@ -75,7 +75,7 @@ def test_timings_are_shown_as_ratios_and_never_gated(tmp_path, capsys, current):
         ("vit_tiny-jax-cpu-bs1-float32", lambda r: r["parity"].update(status="failed"), "parity passed -> failed"),
         ("vit_tiny-jax-cpu-bs1-float32", lambda r: r["parity"].update(status="not_checked"), "parity passed -> not_checked"),
         ("resnet_tiny-jax-cpu-bs1-float32", lambda r: r["parity"].update(max_abs=3e-3), "parity_max_abs"),
-        ("resnet_tiny-torch-cpu-bs2-float32", lambda r: r.update(input_shape=[2, 3, 64, 64]), "input_shape"),
+        ("resnet_tiny-torch-cpu-bs2-float32", lambda r: r.update(input_shape=[2, 32, 32, 3]), "input_shape"),
     ],
 )
 def test_changed_deterministic_figure_fails(tmp_path, capsys, current, name, edit, detail):
