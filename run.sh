@@ -62,6 +62,14 @@ install_chromium() {
 case "$command" in
     setup) setup; install_chromium ;;
     bench) setup; exec "$venv/bin/python" -m pytest benchmarks --benchmark-autosave "$@" ;;
-    test) setup; install_chromium; exec "$venv/bin/python" -m pytest "$@" ;;
+    test)
+        setup; install_chromium
+        if [ $# -gt 0 ]; then exec "$venv/bin/python" -m pytest "$@"; fi
+        # The whole suite: in parallel on every core (pytest-xdist) except the tests that
+        # assert on real timings, which then run alone so no other test skews them.
+        rc=0
+        "$venv/bin/python" -m pytest -n "${VISIONBENCH_TEST_WORKERS:-auto}" -m "not timing" || rc=$?
+        "$venv/bin/python" -m pytest -m timing || rc=$?
+        exit "$rc" ;;
     *) echo "usage: bash run.sh {bench|test|setup} [pytest options]" >&2; exit 2 ;;
 esac

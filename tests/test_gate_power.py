@@ -12,6 +12,9 @@ _spec = importlib.util.spec_from_file_location("gate_power", Path(__file__).reso
 gate_power = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(gate_power)
 
+# Real wall-clock timings decide these: run alone, never beside parallel workers (run.sh test).
+pytestmark = pytest.mark.timing
+
 
 def test_injected_slowdown_adds_the_requested_busy_time():
     base = lambda: gate_power.busy_wait(0.002)  # noqa: E731

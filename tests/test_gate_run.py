@@ -58,6 +58,9 @@ FAKE_WORKLOAD = textwrap.dedent(
     """
 )
 
+# Real wall-clock timings decide these: run alone, never beside parallel workers (run.sh test).
+pytestmark = pytest.mark.timing
+
 
 def fake_checkout(folder: Path, call_s: float) -> Path:
     (folder / "benchmarks").mkdir(parents=True)
