@@ -14,7 +14,7 @@ FRAMEWORKS = ("torch", "jax")
 FRAMEWORK_ALIASES = {"pytorch": "torch", "flax": "jax"}
 DEVICES = ("cpu", "cuda")
 DTYPES = ("float32", "float16", "bfloat16")
-MODES = ("inference",)
+MODES = ("inference", "train")
 DEFAULT_MODE = "inference"
 
 
