@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from benchmarks.workload import DEVICES, DTYPES, FRAMEWORKS, BuildOptions, Combination, backend_importable, get_backend
+from benchmarks.training import OPTIMIZERS, TrainConfig
+from benchmarks.workload import DEVICES, DTYPES, FRAMEWORKS, MODES, BuildOptions, Combination, backend_importable, get_backend
 from models.registry import UnknownModelError, get_family, get_spec, list_models, select_models
 
 DEFAULT_MODELS = ("resnet50", "vit_b_16")
@@ -67,6 +68,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="use torchvision's pretrained weights from a local file (never downloaded)")
     group.addoption("--weights", default=None, metavar="PATH", help="weights file for --pretrained (one model)")
     group.addoption("--no-parity", action="store_true", help="skip the per-model torch/Flax parity check of JAX records")
+    # Train mode (benchmarks/training.py): one step = forward, loss, backward, optimizer update.
+    group.addoption("--mode", nargs="+", default=None, metavar="MODE",
+                    help=f"what one timed call does, a matrix dimension: {', '.join(MODES)} (default: inference)")
+    group.addoption("--optimizer", default="sgd", help="train mode's optimizer: sgd (momentum 0.9) or adamw (default: sgd)")
+    group.addoption("--freeze", default="0", metavar="N|backbone",
+                    help="train mode: freeze the first N stages (the stem is in the first), or the whole backbone (default: 0)")
+    group.addoption("--train-dropout", action="store_true",
+                    help="train mode: dropout and stochastic depth on (default off, so both frameworks do the same arithmetic)")
+
+
+def train_config(config: pytest.Config) -> TrainConfig:
+    """The train step's settings from --optimizer, --freeze and --train-dropout; UsageError on a bad value."""
+    from models.freezing import parse_freeze
+
+    optimizer = _one_of("--optimizer", config.getoption("optimizer"), OPTIMIZERS)
+    try:
+        freeze = parse_freeze(config.getoption("freeze"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"--freeze: {exc}") from None
+    return TrainConfig(optimizer=optimizer, freeze=freeze, stochastic=config.getoption("train_dropout"))
 
 
 def selected_models(config: pytest.Config) -> list[str]:
@@ -99,6 +120,7 @@ class MatrixOptions:
     rounds: int
     warmup: int
     threads: int | None
+    modes: list[str] = dataclasses.field(default_factory=lambda: ["inference"])
 
 
 def parse_options(config: pytest.Config) -> MatrixOptions:
@@ -115,6 +137,7 @@ def parse_options(config: pytest.Config) -> MatrixOptions:
         rounds=_whole_number("--rounds", config.getoption("rounds"), 1),
         warmup=_whole_number("--warmup", config.getoption("warmup"), 0),
         threads=None if threads is None else _whole_number("--threads", threads, 1),
+        modes=list(dict.fromkeys(_one_of("--mode", m, MODES) for m in config.getoption("mode") or ("inference",))),
     )
 
 
@@ -144,6 +167,7 @@ def _check_environment(config: pytest.Config, options: MatrixOptions) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     options = parse_options(config)  # imports neither framework
+    train_config(config)  # a bad --optimizer or --freeze stops the run here
     # Both settings below must precede JAX's start, which the device check may trigger.
     # torch and JAX share the GPU in one process: JAX must not grab 75% of it up front.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
@@ -174,7 +198,8 @@ def matrix(options: MatrixOptions) -> list[Combination]:
     """Every combination the options select, in a stable order."""
     device = resolve_device(options.device)
     return [
-        Combination(model, framework, device, batch, dtype, input_size=_own_size_as_none(model, size))
+        Combination(model, framework, device, batch, dtype, mode=mode, input_size=_own_size_as_none(model, size))
+        for mode in options.modes
         for model in options.models
         for size in options.input_sizes
         for batch in options.batch_sizes
@@ -183,10 +208,14 @@ def matrix(options: MatrixOptions) -> list[Combination]:
     ]
 
 
-def unsupported_reason(combo: Combination) -> str | None:
+def unsupported_reason(combo: Combination, train: TrainConfig | None = None) -> str | None:
     """Why `combo` cannot run here, decided at collection; None if it can."""
     spec = get_spec(combo.model)
     size_reason = get_family(spec.family).size_reason(spec, combo.input_size or spec.input_size)
+    if not size_reason and combo.mode == "train" and train is not None:
+        from models.freezing import freeze_reason
+
+        size_reason = freeze_reason(spec, train.freeze)
     return size_reason or backend_importable(combo.framework) or get_backend(combo.framework).unsupported_reason(combo)
 
 
@@ -194,8 +223,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "combo" not in metafunc.fixturenames:
         return
     params = []
+    train = train_config(metafunc.config)
     for combo in matrix(metafunc.config.stash[_options_key]):
-        reason = unsupported_reason(combo)
+        reason = unsupported_reason(combo, train)
         marks = [pytest.mark.skip(reason=reason)] if reason else []
         params.append(pytest.param(combo, id=combo.id, marks=marks))
     metafunc.parametrize("combo", params)
@@ -218,6 +248,7 @@ def bench_run(pytestconfig: pytest.Config):
             tf32=pytestconfig.getoption("tf32"),
             pretrained=pytestconfig.getoption("pretrained") or pytestconfig.getoption("weights") is not None,
             weights=pytestconfig.getoption("weights"),
+            train=train_config(pytestconfig),
         ),
         rounds=pytestconfig.stash[_options_key].rounds,
         warmup=pytestconfig.stash[_options_key].warmup,

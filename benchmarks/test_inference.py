@@ -10,7 +10,7 @@ from reports.summary import SUMMARY_FIELDS
 
 
 def test_forward(benchmark, bench_run, combo, request):
-    benchmark.group = f"{combo.model}-{combo.device}-bs{combo.batch_size}-{combo.dtype}"
+    benchmark.group = f"{combo.model}-{combo.device}-bs{combo.batch_size}-{combo.dtype}" + ("" if combo.mode == "inference" else f"-{combo.mode}")
     try:
         record = bench_run.measure(benchmark, combo)
     except MeasurementSkipped as exc:
