@@ -59,9 +59,9 @@ def _frozen_still_trained(monkeypatch: pytest.MonkeyPatch) -> None:
 # bug -> (model, optimizer, freeze, how to plant it, first diverging torch key, its step)
 BUGS = {
     "weight_decay_on_batchnorm": ("resnet_tiny", "adamw", 0, _decay_everything, "bn1.weight", 1),
-    "weight_decay_on_layernorm_and_biases": ("vit_tiny", "sgd", 0, _decay_everything, "conv_proj.bias", 1),
+    "weight_decay_on_layernorm_and_biases": ("vit_tiny", "sgd", 0, _decay_everything, "encoder.layers.encoder_layer_0.ln_1.weight", 1),
     "biased_running_variance": ("resnet_tiny", "sgd", 0, _biased_running_variance, "bn1.running_var", 1),
-    "momentum_dampening": ("vit_tiny", "sgd", 0, _dampening, "conv_proj.weight", 2),
+    "momentum_dampening": ("vit_tiny", "sgd", 0, _dampening, "class_token", 2),
     "frozen_layer_still_updated": ("resnet_tiny", "sgd", 1, _frozen_still_trained, "conv1.weight", 1),
 }
 

@@ -34,10 +34,11 @@ def test_train_step_matches_torch(model: str, optimizer: str, freeze) -> None:
     assert result.passed, result.message()
     assert result.first_diverging_param is None
     assert result.loss_rel <= 1e-5, result.message()
-    # The check has teeth: most tensors are judged at the nominal bound, not at float32's noise.
+    # The check has teeth: float32's noise widened at most half of the bounds beyond 10x the
+    # nominal one (the planted bugs of tests/test_wrong_train_step.py are 1e-3 and up).
     step1 = [t for t in result.tensors if t.step == 1 and t.kind != "frozen"]
-    nominal = [t for t in step1 if t.bound == UPDATE_TOLERANCE]
-    assert len(nominal) >= len(step1) / 2, f"{len(step1) - len(nominal)} of {len(step1)} bounds widened: {result.message()}"
+    tight = [t for t in step1 if t.bound <= 10 * UPDATE_TOLERANCE]
+    assert len(tight) >= len(step1) / 2, f"{len(step1) - len(tight)} of {len(step1)} bounds widened: {result.message()}"
     frozen = [t for t in result.tensors if t.kind == "frozen"]
     if freeze == 0:
         assert not frozen
