@@ -17,7 +17,8 @@ import pytest
 from benchmarks import options as opts
 from benchmarks.harness import share_gpu_with_torch, unsupported_reason
 from benchmarks.options import DEFAULT_BATCH_SIZES, DEFAULT_MODELS, MatrixOptions, OptionError, resolve_device
-from benchmarks.workload import DTYPES, FRAMEWORKS, BuildOptions, Combination, backend_importable, get_backend
+from benchmarks.training import OPTIMIZERS, TrainConfig
+from benchmarks.workload import DTYPES, FRAMEWORKS, MODES, BuildOptions, Combination, backend_importable, get_backend
 from models.registry import get_spec
 from reports.vocabulary import CONFIGS, DEFAULT_CONFIG
 
@@ -64,6 +65,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="use torchvision's pretrained weights from a local file (never downloaded)")
     group.addoption("--weights", default=None, metavar="PATH", help="weights file for --pretrained (one model)")
     group.addoption("--no-parity", action="store_true", help="skip the per-model torch/Flax parity check of JAX records")
+    # Train mode (benchmarks/training.py): one step = forward, loss, backward, optimizer update.
+    group.addoption("--mode", nargs="+", default=None, metavar="MODE",
+                    help=f"what one timed call does, a matrix dimension: {', '.join(MODES)} (default: inference)")
+    group.addoption("--optimizer", default="sgd", help="train mode's optimizer: sgd (momentum 0.9) or adamw (default: sgd)")
+    group.addoption("--freeze", default="0", metavar="N|backbone",
+                    help="train mode: freeze the first N stages (the stem is in the first), or the whole backbone (default: 0)")
+    group.addoption("--train-dropout", action="store_true",
+                    help="train mode: dropout and stochastic depth on (default off, so both frameworks do the same arithmetic)")
     group.addoption("--no-interleave", action="store_true",
                     help="time each framework on its own; by default, when both run, each benchmark alternates its "
                          "calls with the other framework's (A B, B A, ...) and records the ratio with a 95%% interval")
@@ -75,14 +84,29 @@ def parse_options(config: pytest.Config) -> MatrixOptions:
         return opts.parse_matrix_options(
             **{name: config.getoption(name) for name in (
                 "model", "framework", "device", "batch_sizes", "dtype", "rounds", "warmup", "threads",
-                "pretrained", "weights", "input_size", "config")}
+                "pretrained", "weights", "input_size", "config", "mode")}
         )
     except OptionError as exc:
         raise pytest.UsageError(str(exc)) from None
 
 
+def train_config(config: pytest.Config) -> TrainConfig:
+    """The train step's settings from --optimizer, --freeze and --train-dropout; UsageError on a bad value."""
+    from models.freezing import parse_freeze
+
+    try:
+        optimizer = opts.one_of("--optimizer", config.getoption("optimizer"), OPTIMIZERS)
+        freeze = parse_freeze(config.getoption("freeze"))
+    except OptionError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    except ValueError as exc:
+        raise pytest.UsageError(f"--freeze: {exc}") from None
+    return TrainConfig(optimizer=optimizer, freeze=freeze, stochastic=config.getoption("train_dropout"))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     options = parse_options(config)  # imports neither framework
+    train_config(config)  # a bad --optimizer or --freeze stops the run here
     # Both settings below must precede JAX's start, which the device check may trigger.
     share_gpu_with_torch()
     if config.getoption("xla_flags"):
@@ -121,7 +145,9 @@ def matrix(options: MatrixOptions) -> list[Combination]:
 
         batch_sizes = auto_batch_sizes(device)
     return [
-        Combination(model, framework, device, batch, dtype, input_size=_own_size_as_none(model, size), config=config)
+        Combination(model, framework, device, batch, dtype, mode=mode, input_size=_own_size_as_none(model, size),
+                    config=config)
+        for mode in options.modes
         for model in options.models
         for size in options.input_sizes
         for batch in batch_sizes
@@ -134,9 +160,14 @@ def matrix(options: MatrixOptions) -> list[Combination]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "combo" not in metafunc.fixturenames:
         return
+    from models.freezing import freeze_reason
+
+    train = train_config(metafunc.config)
     params = []
     for combo in matrix(metafunc.config.stash[_options_key]):
         reason = unsupported_reason(combo)
+        if reason is None and combo.mode == "train":  # a --freeze the model's stages cannot take
+            reason = freeze_reason(get_spec(combo.model), train.freeze)
         marks = [pytest.mark.skip(reason=reason)] if reason else []
         params.append(pytest.param(combo, id=combo.id, marks=marks))
     metafunc.parametrize("combo", params)
@@ -159,6 +190,7 @@ def bench_run(pytestconfig: pytest.Config):
             tf32=pytestconfig.getoption("tf32"),
             pretrained=pytestconfig.stash[_options_key].pretrained,
             weights=pytestconfig.stash[_options_key].weights,
+            train=train_config(pytestconfig),
         ),
         rounds=pytestconfig.stash[_options_key].rounds,
         warmup=pytestconfig.stash[_options_key].warmup,

@@ -128,7 +128,11 @@ def _xla_memory(compiled: Any) -> dict[str, float]:
 
 
 def build_workload(combo: Combination, options: BuildOptions) -> Workload:
-    """`combo` as a JAX workload: ported weights, AOT-compiled, placed on the device."""
+    """`combo` as a JAX workload: ported weights, AOT-compiled, placed on the device; one step of its mode per call."""
+    if combo.mode == "train":
+        from benchmarks.train_jax import build_train_workload
+
+        return build_train_workload(combo, options)
     spec = get_spec(combo.model)
     dtype = _DTYPES[combo.dtype]
     device = _devices(combo.device)[0]

@@ -97,8 +97,30 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def reset_memory(device: str) -> None:
+    """Start the allocator's peaks afresh (CUDA), the cache earlier workloads left returned first."""
+    if device == "cuda":
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def memory(device: str) -> dict[str, float]:
+    """The CUDA allocator's allocated and reserved peaks since `reset_memory`, in MiB (CPU: none)."""
+    if device != "cuda":
+        return {}
+    return {
+        "torch_cuda_allocated_peak_mb": torch.cuda.max_memory_allocated() / _MiB,
+        "torch_cuda_reserved_peak_mb": torch.cuda.max_memory_reserved() / _MiB,
+    }
+
+
 def build_workload(combo: Combination, options: BuildOptions) -> Workload:
-    """`combo` as a torch workload: the shared reference weights, cast and placed."""
+    """`combo` as a torch workload: the shared reference weights, cast and placed; one step of its mode per call."""
+    if combo.mode == "train":
+        from benchmarks.train_torch import build_train_workload
+
+        return build_train_workload(combo, options)
     spec = get_spec(combo.model)
     torch.set_num_threads(options.threads)
     # torch allows TF32 in cuDNN convolutions but not in matmuls by default; JAX allows it
@@ -134,21 +156,6 @@ def build_workload(combo: Combination, options: BuildOptions) -> Workload:
         _sync(combo.device)
         return out
 
-    def reset_memory() -> None:
-        if combo.device == "cuda":
-            # Return the cache earlier workloads left, so the reserved peak is this one's.
-            gc.collect()
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-
-    def memory() -> dict[str, float]:
-        if combo.device != "cuda":
-            return {}
-        return {
-            "torch_cuda_allocated_peak_mb": torch.cuda.max_memory_allocated() / _MiB,
-            "torch_cuda_reserved_peak_mb": torch.cuda.max_memory_reserved() / _MiB,
-        }
-
     return Workload(
         combo=combo,
         run=run,
@@ -160,8 +167,7 @@ def build_workload(combo: Combination, options: BuildOptions) -> Workload:
         threads=torch.get_num_threads(),
         compile_ms=compile_ms,
         weights=weights_label,
-        reset_memory=reset_memory,
-        memory=memory,
-        extra={"torch_compile": compile_mode or False, "channels_last": channels_last,
-               "tf32": options.tf32},
+        reset_memory=functools.partial(reset_memory, combo.device),
+        memory=functools.partial(memory, combo.device),
+        extra={"torch_compile": compile_mode or False, "channels_last": channels_last, "tf32": options.tf32},
     )

@@ -14,7 +14,7 @@ import os
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from models.registry import UnknownModelError, get_spec, list_models, select_models
-from reports.vocabulary import CONFIGS, DEFAULT_CONFIG, DEVICES, DTYPES, FRAMEWORK_ALIASES, FRAMEWORKS
+from reports.vocabulary import CONFIGS, DEFAULT_CONFIG, DEFAULT_MODE, DEVICES, DTYPES, FRAMEWORK_ALIASES, FRAMEWORKS, MODES
 
 DEFAULT_MODELS = ("resnet50", "vit_b_16")
 DEFAULT_BATCH_SIZES = (1, 8)
@@ -156,6 +156,7 @@ class MatrixOptions:
     weights: str | None = None
     input_sizes: list[int | None] = dataclasses.field(default_factory=lambda: [None])
     configs: list[str] = dataclasses.field(default_factory=lambda: [DEFAULT_CONFIG])
+    modes: list[str] = dataclasses.field(default_factory=lambda: [DEFAULT_MODE])
 
 
 def parse_matrix_options(
@@ -171,6 +172,7 @@ def parse_matrix_options(
     weights: str | None = None,
     input_size: Sequence[str] | None = None,
     config: Sequence[str] | None = None,
+    mode: Sequence[str] | None = None,
 ) -> MatrixOptions:
     """The pytest matrix options, validated; the first bad one raises OptionError. Imports no framework."""
     chosen_frameworks = parse_frameworks("--framework", framework)  # checked first, as it always was
@@ -187,6 +189,7 @@ def parse_matrix_options(
         weights=weights,
         input_sizes=parse_input_sizes("--input-size", input_size),
         configs=parse_configs("--config", config),
+        modes=list(dict.fromkeys(one_of("--mode", m, MODES) for m in (mode or (DEFAULT_MODE,)))),
     )
 
 

@@ -46,9 +46,31 @@ def _check(model: str, dtype: str, device: str, options: BuildOptions, input_siz
     return record
 
 
+@functools.lru_cache(maxsize=None)
+def _train_check(model: str, device: str, options: BuildOptions, input_size: int | None = None) -> dict[str, Any]:
+    """Train-step parity (validation.train_parity) of the run's step settings, float32, on random or pretrained weights."""
+    from validation import suite
+    from validation.train_parity import compare_train_step
+
+    spec = get_spec(model)
+    reference, _ = shared_weights.reference_torch_model(spec, options, input_size)
+    if not options.pretrained:
+        reference = suite.randomize_and_fit(copy.deepcopy(reference), spec, options.seed, input_size)
+    batch = suite.batch_size(spec, "float32", device)
+    result = compare_train_step(model, options.train.optimizer, steps=3, batch_size=batch, freeze=options.train.freeze,
+                                torch_model=reference, seed=options.seed, device=device, input_size=input_size)
+    return {
+        **result.as_record(),
+        "dtype": "float32",  # the step's arithmetic; half precision policies differ by design and are not compared
+        "weights": "pretrained" if options.pretrained else f"randomized(seed={options.seed})",
+    }
+
+
 def cached_parity(combo: Combination, options: BuildOptions) -> dict[str, Any]:
-    """Parity of `combo`'s model in its dtype on its device; a crash in the check is recorded."""
+    """Parity of `combo`'s model in its dtype on its device (train mode: its train step); a crash in the check is recorded."""
     try:
+        if combo.mode == "train":
+            return _train_check(combo.model, combo.device, options, combo.input_size)
         return _check(combo.model, combo.dtype, combo.device, options, combo.input_size)
     except Exception as exc:  # the check's own failure must not lose the measurement
         return {"status": "not_checked", "reason": f"{type(exc).__name__}: {exc}"}

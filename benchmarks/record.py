@@ -80,6 +80,7 @@ def make_record(
         valid=not reasons,
         validity_reasons=reasons,
         **workload.extra,
+        **workload.timed_extra(),
     )
     return record
 

@@ -10,7 +10,7 @@ from reports.summary import SUMMARY_FIELDS
 
 
 def test_forward(benchmark, bench_run, batch_sweep, combo, request):
-    benchmark.group = f"{combo.model}-{combo.device}-bs{combo.batch_size}-{combo.dtype}"
+    benchmark.group = f"{combo.model}-{combo.device}-bs{combo.batch_size}-{combo.dtype}" + ("" if combo.mode == "inference" else f"-{combo.mode}")
     if batch_sweep is not None and (reason := batch_sweep.reason_to_skip(combo)):
         pytest.skip(reason)
     try:

@@ -12,6 +12,7 @@ from typing import Any, Callable, Protocol
 
 # The vocabulary and the id are defined once, in reports.vocabulary (reports reads them too).
 from reports.vocabulary import DEVICES, DTYPES, FRAMEWORKS, MODES, Combination  # noqa: E402,F401
+from benchmarks.training import TrainConfig
 
 
 @dataclasses.dataclass
@@ -20,7 +21,8 @@ class Workload:
 
     `run()` executes one step and returns only once the device has finished it, so wall
     time around it is honest. The other fields are what the record reports beside the
-    timings; `memory()` reads peaks since `reset_memory()`.
+    timings; `memory()` reads peaks since `reset_memory()`, which the runner calls right
+    before the timed calls.
     """
 
     combo: Combination
@@ -37,6 +39,7 @@ class Workload:
     reset_memory: Callable[[], None] = lambda: None
     memory: Callable[[], dict[str, float]] = dict
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    timed_extra: Callable[[], dict[str, Any]] = dict  # figures of the timed calls themselves (train: their losses)
 
 
 class Backend(Protocol):
@@ -65,6 +68,7 @@ class BuildOptions:
     pretrained: bool = False
     weights: str | None = None
     seed: int = 0
+    train: TrainConfig = TrainConfig()  # what a train-mode step does (optimizer, frozen stages)
 
 
 _BACKEND_MODULES = {"torch": "benchmarks.backend_torch", "jax": "benchmarks.backend_jax"}

@@ -2,7 +2,8 @@
 
 Submodule names mirror torchvision's state_dict keys (`layer1.0.conv1` -> `layer1_0/conv1`)
 so the port rules in `models/families/resnet.py` read like a dictionary. `train` is a
-call argument: BatchNorm uses batch statistics and updates `batch_stats` when it is True.
+call argument: BatchNorm uses batch statistics and updates `batch_stats` when it is True
+(`TorchBatchNorm`: the running variance takes the unbiased batch variance, as torch's).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any, Sequence
 
 import jax.numpy as jnp
 from flax import linen as nn
+
+from models.flax_layers import TorchBatchNorm
 
 Dtype = Any
 
@@ -29,9 +32,9 @@ class _ConvNorm(nn.Module):
         return nn.Conv(features, (k, k), (stride, stride), padding=_pad(k), use_bias=False, feature_group_count=groups,
                        dtype=self.dtype, name=name)
 
-    def norm(self, name: str, train: bool) -> nn.BatchNorm:
-        # torch momentum 0.1 is flax momentum 0.9; torch eps 1e-5.
-        return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype, name=name)
+    def norm(self, name: str, train: bool) -> TorchBatchNorm:
+        # torch's BatchNorm2d defaults (momentum 0.1, eps 1e-5), running variance unbiased as in torch.
+        return TorchBatchNorm(use_running_average=not train, momentum=0.1, epsilon=1e-5, dtype=self.dtype, name=name)
 
 
 class BasicBlock(_ConvNorm):

@@ -187,3 +187,31 @@ def _to_numpy(tensor: Any) -> np.ndarray:
     if hasattr(tensor, "detach"):  # a torch tensor; float32 so numpy can hold bfloat16 weights
         return tensor.detach().cpu().float().numpy()
     return np.asarray(tensor)
+
+
+def flax_paths(state_dict: Mapping[str, Any], expected: Mapping[str, Any], family: Any) -> dict[str, tuple[str, ...]]:
+    """Where each ported torch tensor lands: torch key -> Flax (collection, *module path, leaf).
+
+    The same plan `torch_to_flax` follows (renames, norm leaves, dropped keys), without
+    copying anything; tensors whose planned path `expected` lacks are left out.
+    """
+    dropped = [re.compile(p) for p in family.dropped_keys]
+    expected_flat = _flatten(expected)
+    paths = {}
+    for torch_key, tensor in state_dict.items():
+        if any(p.search(torch_key) for p in dropped):
+            continue
+        module, _, leaf = torch_key.rpartition(".")
+        module_path = torch_module_to_flax_path(module, family.torch_renames)
+        path, _ = plan_leaf(module_path, leaf, len(tensor.shape), expected_flat)
+        if path in expected_flat:
+            paths[torch_key] = path
+    return paths
+
+
+def leaf_transform(torch_key: str, ndim: int, expected: Mapping[str, Any], family: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """The transform porting applies to the torch tensor `torch_key` (torch layout -> Flax layout)."""
+    module, _, leaf = torch_key.rpartition(".")
+    _, kind = plan_leaf(torch_module_to_flax_path(module, family.torch_renames), leaf, ndim, _flatten(expected))
+    kind = next((k for p, k in family.leaf_transforms if re.search(p, torch_key)), kind)
+    return TRANSFORMS[kind]

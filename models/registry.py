@@ -112,6 +112,14 @@ def _no_size_limit(spec: ModelSpec, size: int) -> str | None:
     return None
 
 
+def _one_stage(spec: ModelSpec, torch_key: str) -> int:
+    return 1
+
+
+def _one_stage_count(spec: ModelSpec) -> int:
+    return 1
+
+
 @dataclasses.dataclass(frozen=True)
 class Family:
     """Everything generic code needs to know about one model family, as data and hooks.
@@ -142,6 +150,11 @@ class Family:
       `[batch, heads, tokens, tokens]` (windowed families: `[batch * windows, heads, window
       tokens, window tokens]`), computed outside the benchmarked forward; None where the
       family has no attention.
+    - Freezing (train mode's `--freeze N|backbone`): `num_stages(spec)` is how many stages
+      `--freeze N` counts; `stage_of(spec, torch_key)` the stage (1..num_stages, the stem in
+      stage 1) of a backbone parameter; `head_keys` regexes (searched in the torch key) of the
+      classifier head's parameters, which are never frozen. Defaults: one stage, and the head
+      is the parameters of `heads(model)` (else the model's last `nn.Linear`).
     """
 
     name: str
@@ -159,6 +172,9 @@ class Family:
     weights_file: Callable[[ModelSpec], str] | None = None
     attention_torch: Callable[[Any, Any, int], Any] | None = None
     attention_flax: Callable[[Any, Any, Any, int], Any] | None = None
+    num_stages: Callable[[ModelSpec], int] = _one_stage_count
+    stage_of: Callable[[ModelSpec, str], int] = _one_stage
+    head_keys: Sequence[str] = ()
     description: str = ""
 
 

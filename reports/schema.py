@@ -67,7 +67,8 @@ METRICS: dict[str, Metric] = {
     "xla_temp_mb": Metric("MiB", "lower", "XLA buffer assignment: the compiled program's temporary buffers"),
     "rss_mb": Metric("MiB", "lower", "process resident set size after the test"),
     "rss_peak_mb": Metric("MiB", "lower", "process peak resident set size (process lifetime)"),
-    "params": Metric("count", "equal", "trainable parameters", deterministic=True),
+    "params": Metric("count", "equal", "parameters of the model", deterministic=True),
+    "trainable_params": Metric("count", "equal", "parameters a train step trains (after --freeze)", deterministic=True),
     "flops": Metric("FLOP", "lower", "floating-point operations of one forward of the batch, 2 per multiply-add", deterministic=True, rel_tol=0.02),
     # Float rounding differs between CPUs and library builds, so the bound is loose (10x the
     # baseline, at least 1e-5) yet far below what a broken port gives (1e-2 and up).

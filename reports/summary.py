@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 SUMMARY_FIELDS = (
-    "model", "framework", "device", "batch_size", "dtype",
+    "model", "framework", "device", "batch_size", "dtype", "mode",
     "latency_p50_ms", "throughput_ips", "compile_ms", "parity", "valid", "ratio_torch_over_jax", "ratio_ci95",
 )
 
@@ -16,6 +16,8 @@ def _parity_label(parity: Any) -> str:
     status = parity.get("status", "")
     if "max_abs" in parity and parity.get("max_abs") is not None:
         return f"{status} ({parity['max_abs']:.1e})"
+    if parity.get("param_max_rel") is not None:  # a train step: the worst parameter update error
+        return f"{status} (upd {parity['param_max_rel']:.1e})"
     return status
 
 

@@ -14,7 +14,7 @@ FRAMEWORKS = ("torch", "jax")
 FRAMEWORK_ALIASES = {"pytorch": "torch", "flax": "jax"}
 DEVICES = ("cpu", "cuda")
 DTYPES = ("float32", "float16", "bfloat16")
-MODES = ("inference",)
+MODES = ("inference", "train")
 DEFAULT_MODE = "inference"
 # Tuned configurations (a matrix dimension): how a framework runs the same model. Each back
 # end says which it can run where; the rest skip at collection with the reason.

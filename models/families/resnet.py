@@ -8,6 +8,7 @@ and `_ops`, GFLOPS there meaning multiply-adds); tests re-count them in both fra
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from models.registry import Family, ModelSpec, register_family
@@ -62,6 +63,12 @@ def size_reason(spec: ModelSpec, input_size: int) -> str | None:
     return None if input_size >= 32 else f"{spec.name} needs an input of at least 32 pixels, got {input_size}"
 
 
+def stage_of(spec: ModelSpec, torch_key: str) -> int:
+    """`layerK.*` is stage K; the stem (`conv1`, `bn1`) belongs to stage 1."""
+    match = re.match(r"layer(\d+)\.", torch_key)
+    return int(match.group(1)) if match else 1
+
+
 register_family(Family(
     name=FAMILY,
     variants=VARIANTS,
@@ -73,5 +80,8 @@ register_family(Family(
     ),
     residual_gains=residual_gains,
     size_reason=size_reason,
+    num_stages=lambda spec: len(spec.config["layers"]),
+    stage_of=stage_of,
+    head_keys=(r"^fc\.",),
     description="ResNet v1.5, ResNeXt (grouped 3x3 convs) and Wide ResNet, as torchvision builds them",
 ))

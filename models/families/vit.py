@@ -6,6 +6,7 @@ frameworks then hold a position embedding of (size / patch)^2 + 1 tokens.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from models.registry import Family, ModelSpec, register_family
@@ -76,6 +77,14 @@ def attention_flax(module: Any, variables: Any, x_nhwc: Any, layer_idx: int) -> 
     sown = sown_attention(module, variables, x_nhwc)["encoder"]
     return sown[f"encoder_layer_{layer_index(layer_idx, module.num_layers)}"]["self_attention"]["weights"]
 
+def stage_of(spec: ModelSpec, torch_key: str) -> int:
+    """Encoder layer i is stage i + 1; the patch embedding, class token and position embedding
+    belong to stage 1, the final LayerNorm to the last stage."""
+    match = re.match(r"encoder\.layers\.encoder_layer_(\d+)\.", torch_key)
+    if match:
+        return int(match.group(1)) + 1
+    return spec.config["num_layers"] if torch_key.startswith("encoder.ln.") else 1
+
 
 register_family(Family(
     name=FAMILY,
@@ -91,5 +100,9 @@ register_family(Family(
     size_reason=size_reason,
     attention_torch=attention_torch,
     attention_flax=attention_flax,
+
+    num_stages=lambda spec: spec.config["num_layers"],
+    stage_of=stage_of,
+    head_keys=(r"^heads\.",),
     description="ViT as torchvision builds it: patch conv, class token, learned position embedding, pre-norm blocks",
 ))
