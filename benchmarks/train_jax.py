@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from models.flax_layers import stochastic_layers_off
 from flax import linen as nn
 from flax import struct
 
@@ -147,7 +149,7 @@ def make_train_step(module: nn.Module, tx: optax.GradientTransformation, config:
             rngs = {"dropout": jax.random.fold_in(dropout_key, state.step)}
             logits, mutated = module.apply(variables, x, train=True, mutable=["batch_stats"], rngs=rngs)
         else:
-            with nn.intercept_methods(_dropout_off):
+            with nn.intercept_methods(_dropout_off), stochastic_layers_off():
                 logits, mutated = module.apply(variables, x, train=True, mutable=["batch_stats"])
         loss = cross_entropy(logits, labels)
         scaled = loss * state.loss_scale.scale if state.loss_scale is not None else loss

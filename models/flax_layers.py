@@ -9,17 +9,32 @@ twin of a torch model with BatchNorm uses it, so a train step updates the same s
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
-from typing import Any
+from typing import Any, Iterator
 
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
 
+_STOCHASTIC = contextvars.ContextVar("visionbench_stochastic_layers", default=True)
+
+
+@contextlib.contextmanager
+def stochastic_layers_off() -> Iterator[None]:
+    """While tracing inside this block, stochastic depth is identity even with train=True (a train step without randomness)."""
+    token = _STOCHASTIC.set(False)
+    try:
+        yield
+    finally:
+        _STOCHASTIC.reset(token)
+
+
 def stochastic_depth(module: nn.Module, x: jnp.ndarray, rate: float, deterministic: bool) -> jnp.ndarray:
     """torchvision's `StochasticDepth(rate, "row")`: drop whole samples, rescale survivors; identity in eval."""
-    if deterministic or rate == 0.0:
+    if deterministic or rate == 0.0 or not _STOCHASTIC.get():
         return x
     survival = 1.0 - rate
     keep = jax.random.bernoulli(module.make_rng("dropout"), survival, (x.shape[0],) + (1,) * (x.ndim - 1))

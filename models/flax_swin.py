@@ -23,6 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
+from models.flax_layers import stochastic_depth
+
 Dtype = Any
 
 LN_EPS = 1e-5  # torchvision: partial(nn.LayerNorm, eps=1e-5)
@@ -177,14 +179,6 @@ class ShiftedWindowAttention(nn.Module):
         return out[:, :h, :w]
 
 
-def stochastic_depth(x: jnp.ndarray, rate: float, train: bool, rng: Any) -> jnp.ndarray:
-    """torchvision `StochasticDepth(rate, "row")`: drop whole samples' branches in training, identity in eval."""
-    if not train or rate == 0.0:
-        return x
-    keep = jax.random.bernoulli(rng, 1.0 - rate, (x.shape[0],) + (1,) * (x.ndim - 1)).astype(x.dtype)
-    return x * keep / (1.0 - rate) if rate < 1.0 else x * keep
-
-
 class SwinBlock(nn.Module):
     """torchvision `SwinTransformerBlock` (v1: pre-norm) or `SwinTransformerBlockV2` (v2: norm after each branch)."""
 
@@ -198,8 +192,7 @@ class SwinBlock(nn.Module):
     dtype: Dtype = jnp.float32
 
     def _drop(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-        rng = self.make_rng("dropout") if train and self.stochastic_depth_prob > 0 else None
-        return stochastic_depth(x, self.stochastic_depth_prob, train, rng)
+        return stochastic_depth(self, x, self.stochastic_depth_prob, deterministic=not train)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
