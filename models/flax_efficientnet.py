@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from models.families.efficientnet import make_divisible, stage_table
-from models.flax_layers import stochastic_depth
+from models.flax_layers import TorchBatchNorm, stochastic_depth
 
 Dtype = Any
 
@@ -39,9 +39,9 @@ class _ConvNorm(nn.Module):
                        dtype=self.dtype, name=name)
 
     def norm(self, name: str, train: bool) -> Callable[[jnp.ndarray], jnp.ndarray]:
-        # flax's momentum is the weight of the running average: 1 - torch's.
-        batch_norm = nn.BatchNorm(use_running_average=not train, momentum=1.0 - self.norm_momentum,
-                                  epsilon=self.norm_eps, dtype=self.dtype, name=name)
+        # torch's BatchNorm (momentum in torch's sense; running_var updated with the unbiased batch variance).
+        batch_norm = TorchBatchNorm(use_running_average=not train, momentum=self.norm_momentum, epsilon=self.norm_eps,
+                                    dtype=self.dtype, name=name)
         # Normalise in float32 and round once to `dtype`, as torch's BatchNorm kernels do for
         # half inputs; flax would otherwise subtract, scale and shift in bfloat16, five roundings
         # that compound over B5-B7's 39-55 blocks (logits 2-3x further from float32 than torch's).
