@@ -25,6 +25,7 @@ except ImportError:
     pytest.skip("Ray is not installed (pip install -e .[cluster])", allow_module_level=True)
 
 
+@pytest.mark.timing  # a live two-process Ray cluster with a timed drill: run alone, not beside xdist workers
 def test_two_shards_on_a_local_ray_cluster_survive_a_lost_attempt_and_merge(tmp_path):
     out = tmp_path / "fleet"
     result = subprocess.run(

@@ -27,7 +27,7 @@ def run_pytest(*args: str, env: dict | None = None) -> subprocess.CompletedProce
 @pytest.mark.parametrize(
     "args, expected",
     [
-        (["--model", "nope"], "--model: unknown model 'nope'; known models: deit_base_distilled_patch16_224, deit_base_patch16_224"),
+        (["--model", "nope"], "--model: unknown model 'nope'; known models: convnext_base, convnext_small"),
         (["--batch-sizes", "8", "0"], "--batch-sizes: must be >= 1, got 0"),
         (["--batch-sizes", "-3"], "--batch-sizes: must be >= 1, got -3"),
         (["--batch-sizes", "eight"], "--batch-sizes: expected a whole number, got 'eight'"),

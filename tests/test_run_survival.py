@@ -52,6 +52,7 @@ def collect_ids(*args):
     return [line.split("[", 1)[1].rstrip("]") for line in result.stdout.splitlines() if "::test_forward[" in line]
 
 
+@pytest.mark.timing  # watches a live run's journal in real time: run alone, not beside xdist workers
 def test_sigterm_after_three_benchmarks_keeps_all_of_them(tmp_path):
     journal, out = tmp_path / "run.jsonl", tmp_path / "run.json"
     process = subprocess.Popen(pytest_command("--batch-sizes", "1", "2", "3", "4", "5", "6", "--rounds", "40",
@@ -70,6 +71,7 @@ def test_sigterm_after_three_benchmarks_keeps_all_of_them(tmp_path):
     assert len(run.records) == len(kept)
 
 
+@pytest.mark.timing  # watches a live run's journal in real time: run alone, not beside xdist workers
 def test_sigkill_keeps_the_journal_and_resume_runs_only_the_rest(tmp_path):
     journal = tmp_path / "run.jsonl"
     options = ["--batch-sizes", "1", "2", "3", "--rounds", "40"]
