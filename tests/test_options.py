@@ -136,6 +136,7 @@ def test_model_all_expands_to_every_non_test_model():
     assert models == set(list_models()) and "resnet_tiny" not in models
 
 
+@pytest.mark.timing  # runs a benchmark process and reads its record: alone, not beside xdist workers
 def test_threads_option_limits_both_frameworks_and_is_recorded(tmp_path):
     out = tmp_path / "run.json"
     result = subprocess.run(

@@ -43,6 +43,9 @@ FAULTS_PLUGIN = textwrap.dedent(
     """
 )
 
+# These run real benchmark processes and read what they wrote: run alone, after the parallel part (run.sh test).
+pytestmark = pytest.mark.timing
+
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):

@@ -95,6 +95,7 @@ def test_sigkill_keeps_the_journal_and_resume_runs_only_the_rest(tmp_path):
     assert len(load.load_file(journal)) == 2  # two sessions: the killed one and the resumed one
 
 
+@pytest.mark.timing  # runs two benchmark processes: alone, not beside xdist workers
 def test_two_shards_measure_the_whole_matrix_once_and_merge(tmp_path):
     options = ["--batch-sizes", "1", "2", "--rounds", "2"]
     for index in (1, 2):
