@@ -68,7 +68,7 @@ case "$command" in
         # The whole suite: in parallel on every core (pytest-xdist) except the tests that
         # assert on real timings, which then run alone so no other test skews them.
         rc=0
-        "$venv/bin/python" -m pytest -n "${VISIONBENCH_TEST_WORKERS:-auto}" -m "not timing" || rc=$?
+        "$venv/bin/python" -m pytest -n "${VISIONBENCH_TEST_WORKERS:-0}" -m "not timing" || rc=$?
         "$venv/bin/python" -m pytest -m timing || rc=$?
         exit "$rc" ;;
     *) echo "usage: bash run.sh {bench|test|setup} [pytest options]" >&2; exit 2 ;;
