@@ -40,6 +40,10 @@ class Workload:
     memory: Callable[[], dict[str, float]] = dict
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     timed_extra: Callable[[], dict[str, Any]] = dict  # figures of the timed calls themselves (train: their losses)
+    # Stateful workloads (train: weights, optimizer state) return to their state right after
+    # build, so a workload that already ran as an interleaving partner is measured from the
+    # same step as a fresh one; None where a call changes nothing (inference).
+    restart: Callable[[], None] | None = None
 
 
 class Backend(Protocol):

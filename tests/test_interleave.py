@@ -1,6 +1,7 @@
 """Interleaved torch-vs-JAX rounds: a known ratio is recovered, and drift biases only the sequential ratio."""
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -75,3 +76,82 @@ def test_interval_needs_two_rounds_and_is_reproducible():
     assert median_ratio_interval(d) == median_ratio_interval(d)
     ratio, low, high = median_ratio_interval(d)
     assert low <= ratio <= high and ratio == pytest.approx(math.exp(np.median(d)))
+
+
+class _SteppingBackend:
+    """A fake back end whose workloads are stateful (like a train step): each call advances a step counter."""
+
+    def __init__(self) -> None:
+        self.timed_steps: dict[str, list[int]] = {}
+
+    def build_workload(self, combo, options):
+        from benchmarks.workload import Workload
+
+        state = {"step": 0}
+        steps: list[int] = []
+
+        def run() -> int:
+            state["step"] += 1
+            steps.append(state["step"])
+            return state["step"]
+
+        def start_timing() -> None:
+            steps.clear()
+
+        def restart() -> None:
+            state["step"] = 0
+
+        self.timed_steps[combo.framework] = steps
+        return Workload(combo=combo, run=run, device_name="fake", input_shape=(1,), params=1, flops=1,
+                        flops_source="fake", threads=1, reset_memory=start_timing, restart=restart,
+                        timed_extra=lambda: {"steps": list(steps)})
+
+    def versions(self) -> dict[str, str]:
+        return {}
+
+    def unsupported_reason(self, combo):
+        return None
+
+    def is_out_of_memory(self, exc) -> bool:
+        return False
+
+    def device_name(self, device: str) -> str:
+        return "fake"
+
+
+class _FakeBenchmark:
+    """pytest-benchmark's fixture, as far as `BenchRun.measure` uses it."""
+
+    enabled = True
+
+    def __init__(self) -> None:
+        self.extra_info: dict = {}
+        self.stats = type("S", (), {"stats": type("D", (), {"data": []})()})()
+
+    def pedantic(self, fn, rounds, iterations, warmup_rounds, setup=None, teardown=None):
+        for _ in range(rounds):
+            if setup:
+                setup()
+            start = time.perf_counter()
+            fn()
+            self.stats.stats.data.append(time.perf_counter() - start)
+            if teardown:
+                teardown()
+
+
+@pytest.mark.parametrize("order", [("torch", "jax"), ("jax", "torch")])
+def test_a_stateful_partner_is_measured_from_the_same_step_as_a_fresh_workload(monkeypatch, order):
+    # A train step that already ran as the other framework's partner restarts from its built
+    # state: both frameworks' timed calls are the same steps (first call + warm-up, then timed).
+    from benchmarks import harness
+    from benchmarks.workload import BuildOptions, Combination
+
+    backend = _SteppingBackend()
+    monkeypatch.setattr(harness, "get_backend", lambda framework: backend)
+    run = harness.BenchRun(BuildOptions(threads=1), rounds=4, warmup=2, interleave_frameworks=("torch", "jax"))
+    records = {}
+    for framework in order:
+        combo = Combination("resnet_tiny", framework, "cpu", 2, "float32", "train")
+        records[framework] = run.measure(_FakeBenchmark(), combo)
+    assert records["torch"]["steps"] == records["jax"]["steps"] == [4, 5, 6, 7]
+    assert all(records[f]["interleaved"] and records[f]["ratio_rounds"] == 4 for f in order)

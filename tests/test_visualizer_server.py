@@ -226,7 +226,7 @@ def test_export_writes_self_contained_pages(tmp_path, results_dir):
 
     written = export_site(tmp_path / "site", ["vit_tiny"], results_dir)
     names = sorted(p.name for p in written)
-    assert names == ["index.html", "model-vit_tiny.html", "results.html"]
+    assert names == ["attention-vit_tiny.html", "index.html", "model-vit_tiny.html", "results.html"]
     for path in written:
         text = path.read_text()
         # Nothing is fetched from elsewhere: no external or server-absolute URLs in src/href.
@@ -236,3 +236,6 @@ def test_export_writes_self_contained_pages(tmp_path, results_dir):
     assert '"parity":{' in model and '"first_diverging":null' in model
     index = (tmp_path / "site" / "index.html").read_text()
     assert 'href="model-vit_tiny.html"' in index and 'href="model-resnet50.html"' not in index
+    assert 'href="attention-vit_tiny.html"' in index
+    attention = (tmp_path / "site" / "attention-vit_tiny.html").read_text()
+    assert "data:image/png;base64," in attention  # the maps are inlined, not fetched
