@@ -15,6 +15,7 @@ from benchmarks.workload import Combination, Workload
 from models.registry import get_spec
 from reports.peaks import utilisation
 from reports.schema import SCHEMA_NAME, SCHEMA_VERSION
+from reports.vocabulary import SYNTHETIC_DATA
 
 _MiB = 2**20
 
@@ -35,6 +36,7 @@ def _identity(combo: Combination, device_name: str) -> dict[str, Any]:
         "mode": combo.mode,
         "input_size": combo.input_size or spec.input_size,
         "config": combo.config,
+        "data": combo.data or SYNTHETIC_DATA,
     }
 
 

@@ -14,8 +14,12 @@ FRAMEWORKS = ("torch", "jax")
 FRAMEWORK_ALIASES = {"pytorch": "torch", "flax": "jax"}
 DEVICES = ("cpu", "cuda")
 DTYPES = ("float32", "float16", "bfloat16")
-MODES = ("inference", "train")
+# inference: one forward of a batch; train: one train step (on a dataset: one epoch);
+# eval: one pass over a dataset's evaluation split, with top-1 / top-5 accuracy.
+MODES = ("inference", "train", "eval")
 DEFAULT_MODE = "inference"
+# Where the images come from: synthetic tensors unless a dataset is named (`--data PATH`).
+SYNTHETIC_DATA = "synthetic"
 # Tuned configurations (a matrix dimension): how a framework runs the same model. Each back
 # end says which it can run where; the rest skip at collection with the reason.
 CONFIGS = ("eager", "channels_last", "compile", "compile-max", "cudagraphs", "channels_last-compile",
@@ -33,7 +37,8 @@ class Combination:
     """One point of the benchmark matrix.
 
     `input_size` is the side of the square input; None means the model's own size and
-    keeps the id short.
+    keeps the id short. `data` is the dataset's name (`benchmarks/datasets.py`), or None
+    for synthetic inputs.
     """
 
     model: str
@@ -44,23 +49,26 @@ class Combination:
     mode: str = DEFAULT_MODE
     input_size: int | None = None
     config: str = DEFAULT_CONFIG
+    data: str | None = None
 
     @property
     def id(self) -> str:
         """A readable test id: `resnet50-jax-cpu-bs8-float32`, `swin_t-torch-cuda-bs1-bfloat16-288px-train+compile-max`.
 
-        Defaults (the model's own size, inference, eager) are left out; a configuration
-        follows a '+' because its name may hold a hyphen.
+        Defaults (the model's own size, inference, eager, synthetic data) are left out; a
+        configuration follows a '+' because its name may hold a hyphen, a dataset an '@'
+        (`resnet50-jax-cpu-bs64-float32-eval@imagenet100`).
         """
         size = "" if self.input_size is None else f"-{self.input_size}px"
         mode = "" if self.mode == DEFAULT_MODE else f"-{self.mode}"
         config = "" if self.config == DEFAULT_CONFIG else f"+{self.config}"
-        return f"{self.model}-{self.framework}-{self.device}-bs{self.batch_size}-{self.dtype}{size}{mode}{config}"
+        data = "" if self.data is None else f"@{self.data}"
+        return f"{self.model}-{self.framework}-{self.device}-bs{self.batch_size}-{self.dtype}{size}{mode}{config}{data}"
 
 
 _ID = re.compile(
     r"^(?P<model>[^-+]+)-(?P<framework>[^-+]+)-(?P<device>[^-+]+)-bs(?P<batch_size>\d+)-(?P<dtype>[^-+]+)"
-    r"(?:-(?P<input_size>\d+)px)?(?:-(?P<mode>[a-z]+))?(?:\+(?P<config>.+))?$"
+    r"(?:-(?P<input_size>\d+)px)?(?:-(?P<mode>[a-z]+))?(?:\+(?P<config>[^@]+))?(?:@(?P<data>.+))?$"
 )
 
 
@@ -80,4 +88,5 @@ def parse_id(text: str) -> Combination:
         mode=parts["mode"] or DEFAULT_MODE,
         input_size=int(parts["input_size"]) if parts["input_size"] else None,
         config=parts["config"] or DEFAULT_CONFIG,
+        data=parts["data"],
     )
