@@ -26,6 +26,7 @@ VISIONBENCH_JSON_KEY = "visionbench"
 _run_key = pytest.StashKey[Any]()  # the session's BenchRun, once a benchmark asked for it
 _options_key = pytest.StashKey[MatrixOptions]()
 _sweep_key = pytest.StashKey[Any]()
+_data_key = pytest.StashKey[Any]()
 
 # Journal, SIGTERM, --resume, --shard; one xdist worker per GPU (issue 11).
 pytest_plugins = ["benchmarks.run_plugin", "benchmarks.gpu_workers"]
@@ -73,6 +74,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="train mode: freeze the first N stages (the stem is in the first), or the whole backbone (default: 0)")
     group.addoption("--train-dropout", action="store_true",
                     help="train mode: dropout and stochastic depth on (default off, so both frameworks do the same arithmetic)")
+    # Real data (benchmarks/datasets.py, benchmarks/pipeline.py, benchmarks/data_runs.py).
+    group.addoption("--data", default=None, metavar="synthetic|PATH",
+                    help="dataset for train (one epoch per timed call) and eval (top-1/top-5 per pass) modes: an "
+                         "ImageFolder tree or the CIFAR-10/100 python batches, read from disk (default: synthetic)")
+    group.addoption("--epochs", default="1", metavar="N", help="with --data: timed epochs (train) or passes (eval) (default: 1)")
+    group.addoption("--steps", default=None, metavar="N", help="with --data: at most N batches per epoch or pass")
+    group.addoption("--data-workers", default=None, metavar="N",
+                    help="with --data: input pipeline processes (default: the usable cores, at most 4)")
     group.addoption("--no-interleave", action="store_true",
                     help="time each framework on its own; by default, when both run, each benchmark alternates its "
                          "calls with the other framework's (A B, B A, ...) and records the ratio with a 95%% interval")
@@ -86,6 +95,15 @@ def parse_options(config: pytest.Config) -> MatrixOptions:
                 "model", "framework", "device", "batch_sizes", "dtype", "rounds", "warmup", "threads",
                 "pretrained", "weights", "input_size", "config", "mode")}
         )
+    except OptionError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def data_options(config: pytest.Config, options: MatrixOptions) -> Any:
+    """`DataOptions` from --data, --epochs, --steps, --data-workers (None: synthetic); UsageError on bad input."""
+    try:
+        return opts.parse_data_options(config.getoption("data"), config.getoption("epochs"), config.getoption("steps"),
+                                       config.getoption("data_workers"), options.modes)
     except OptionError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -107,6 +125,7 @@ def train_config(config: pytest.Config) -> TrainConfig:
 def pytest_configure(config: pytest.Config) -> None:
     options = parse_options(config)  # imports neither framework
     train_config(config)  # a bad --optimizer or --freeze stops the run here
+    config.stash[_data_key] = data_options(config, options)  # a bad dataset path stops it before anything is built
     # Both settings below must precede JAX's start, which the device check may trigger.
     share_gpu_with_torch()
     if config.getoption("xla_flags"):
@@ -129,6 +148,25 @@ def pytest_configure(config: pytest.Config) -> None:
     except OptionError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_options_key] = options
+    _show_progress_through_capture(config)
+
+
+def _show_progress_through_capture(config: pytest.Config) -> None:
+    """Progress lines of long calls (an epoch) reach the terminal while pytest captures the test's output."""
+    from benchmarks import progress
+
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is None:
+        return
+
+    def write(text: str) -> None:
+        reporter = config.pluginmanager.getplugin("terminalreporter")
+        if reporter is None:  # e.g. an xdist worker: nothing to draw on
+            return
+        with capture.global_and_fixture_disabled():
+            config.get_terminal_writer().write(text, flush=True)
+
+    progress.set_writer(write)
 
 
 def _own_size_as_none(model: str, size: int | None) -> int | None:
@@ -136,9 +174,17 @@ def _own_size_as_none(model: str, size: int | None) -> int | None:
     return None if size == get_spec(model).input_size else size
 
 
-def matrix(options: MatrixOptions) -> list[Combination]:
-    """Every combination the options select, in a stable order (framework innermost: pairs are adjacent)."""
+def matrix(options: MatrixOptions, data: Any = None) -> list[Combination]:
+    """Every combination the options select, in a stable order (framework innermost: pairs are adjacent).
+
+    With a dataset (`data`, DataOptions), the modes that read one (train, eval) name it.
+    """
     device = resolve_device(options.device)
+    dataset_name = None
+    if data is not None:
+        from benchmarks.data_runs import dataset
+
+        dataset_name = dataset(data.source).name
     batch_sizes = options.batch_sizes
     if batch_sizes == "auto":
         from benchmarks.sweep import auto_batch_sizes
@@ -146,7 +192,7 @@ def matrix(options: MatrixOptions) -> list[Combination]:
         batch_sizes = auto_batch_sizes(device)
     return [
         Combination(model, framework, device, batch, dtype, mode=mode, input_size=_own_size_as_none(model, size),
-                    config=config)
+                    config=config, data=dataset_name if mode in opts.DATA_MODES else None)
         for mode in options.modes
         for model in options.models
         for size in options.input_sizes
@@ -164,7 +210,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
     train = train_config(metafunc.config)
     params = []
-    for combo in matrix(metafunc.config.stash[_options_key]):
+    for combo in matrix(metafunc.config.stash[_options_key], metafunc.config.stash[_data_key]):
         reason = unsupported_reason(combo)
         if reason is None and combo.mode == "train":  # a --freeze the model's stages cannot take
             reason = freeze_reason(get_spec(combo.model), train.freeze)
@@ -191,6 +237,7 @@ def bench_run(pytestconfig: pytest.Config):
             pretrained=pytestconfig.stash[_options_key].pretrained,
             weights=pytestconfig.stash[_options_key].weights,
             train=train_config(pytestconfig),
+            data=pytestconfig.stash[_data_key],
         ),
         rounds=pytestconfig.stash[_options_key].rounds,
         warmup=pytestconfig.stash[_options_key].warmup,

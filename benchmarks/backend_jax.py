@@ -129,6 +129,10 @@ def _xla_memory(compiled: Any) -> dict[str, float]:
 
 def build_workload(combo: Combination, options: BuildOptions) -> Workload:
     """`combo` as a JAX workload: ported weights, AOT-compiled, placed on the device; one step of its mode per call."""
+    if combo.data is not None:
+        from benchmarks.data_jax import build_data_workload
+
+        return build_data_workload(combo, options)
     if combo.mode == "train":
         from benchmarks.train_jax import build_train_workload
 

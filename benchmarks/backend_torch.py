@@ -117,6 +117,10 @@ def memory(device: str) -> dict[str, float]:
 
 def build_workload(combo: Combination, options: BuildOptions) -> Workload:
     """`combo` as a torch workload: the shared reference weights, cast and placed; one step of its mode per call."""
+    if combo.data is not None:
+        from benchmarks.data_torch import build_data_workload
+
+        return build_data_workload(combo, options)
     if combo.mode == "train":
         from benchmarks.train_torch import build_train_workload
 

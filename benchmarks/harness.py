@@ -21,6 +21,10 @@ from typing import Any, Callable
 from benchmarks.interleave import PartnerRounds, torch_over_jax
 from benchmarks.record import make_failure_record, make_record
 from benchmarks.workload import BuildOptions, Combination, Workload, backend_importable, get_backend
+from reports.vocabulary import REFERENCE_FRAMEWORK
+
+# Accuracy parity on a dataset, float32: the port's top-1 within this many percentage points of torch's.
+ACCURACY_TOLERANCE_PP = 0.1
 
 
 class MeasurementSkipped(Exception):
@@ -67,18 +71,44 @@ class BenchRun:
     # same combination in the other framework (benchmarks/interleave.py). Empty: off.
     interleave_frameworks: tuple[str, ...] = ()
     _built: dict[str, tuple[Workload, float]] = dataclasses.field(default_factory=dict)  # id -> (workload, first call ms)
+    _top1: dict[str, float] = dataclasses.field(default_factory=dict)  # reference evaluations' top-1 by id
 
     def versions(self, framework: str) -> dict[str, str]:
         """The framework's versions."""
         return get_backend(framework).versions()
 
     def parity(self, combo: Combination) -> dict[str, Any]:
-        """Parity status of `combo`'s model against torch; torch records need none."""
-        if combo.framework == "torch":
+        """Parity status of `combo`'s model against torch; torch records need none.
+
+        An evaluation pass gets accuracy parity instead, once its accuracy is known (`_accuracy_parity`).
+        """
+        if combo.framework == REFERENCE_FRAMEWORK:
             return {"status": "not_applicable"}
+        if combo.mode == "eval":
+            return {"status": "not_checked", "reason": f"no {REFERENCE_FRAMEWORK} evaluation of the same combination in this run"}
         if self.parity_check is None:
             return {"status": "not_checked", "reason": "parity check disabled"}
         return self.parity_check(combo, self.options)
+
+    def _accuracy_parity(self, combo: Combination, record: dict[str, Any]) -> None:
+        """Keep a reference evaluation's top-1; give another framework's the difference to it (pp) and the verdict."""
+        if combo.framework == REFERENCE_FRAMEWORK:
+            self._top1[combo.id] = record["top1"]
+            return
+        reference = self._top1.get(dataclasses.replace(combo, framework=REFERENCE_FRAMEWORK).id)
+        if reference is None or record["top1"] is None:
+            return
+        diff = record["top1"] - reference
+        record["accuracy_diff_to_torch"] = diff
+        tolerance = ACCURACY_TOLERANCE_PP if combo.dtype == "float32" else None
+        record["parity"] = {
+            "check": "accuracy",
+            "status": "passed" if tolerance is None or abs(diff) <= tolerance else "failed",
+            "top1_diff_pp": diff,
+            "tolerance_pp": tolerance,
+            "reference_top1": reference,
+            "images": record.get("eval_images"),
+        }
 
     def build(self, combo: Combination) -> Workload:
         """Build `combo`'s workload, turning a failure into a record first."""
@@ -100,7 +130,7 @@ class BenchRun:
 
         def time_with_benchmark(workload: Workload) -> list[float] | None:
             hooks = {"setup": rounds.setup, "teardown": rounds.teardown} if rounds is not None else {}
-            benchmark.pedantic(workload.run, rounds=self.rounds, iterations=1, warmup_rounds=0, **hooks)
+            benchmark.pedantic(workload.run, rounds=self.rounds_of(combo), iterations=1, warmup_rounds=0, **hooks)
             # --benchmark-disable: ran once as a test, nothing to record
             return list(benchmark.stats.stats.data) if benchmark.enabled else None
 
@@ -127,11 +157,19 @@ class BenchRun:
                 return None
         return self._built[partner.id][0]
 
+    def rounds_of(self, combo: Combination) -> int:
+        """Timed calls of `combo`: --rounds, or on a dataset --epochs (each call is an epoch or an evaluation pass)."""
+        return self.options.data.epochs if combo.data is not None and self.options.data is not None else self.rounds
+
+    def warmup_of(self, combo: Combination) -> int:
+        """Untimed calls after the first: --warmup; none on a dataset (the first call warmed the step on one batch)."""
+        return 0 if combo.data is not None else self.warmup
+
     def _warm(self, workload: Workload) -> tuple[Workload, float]:
         start = time.perf_counter()
         workload.run()  # first call: never timed as a sample
         first_call_ms = (time.perf_counter() - start) * 1e3
-        for _ in range(self.warmup):
+        for _ in range(self.warmup_of(workload.combo)):
             workload.run()
         return workload, first_call_ms
 
@@ -147,7 +185,7 @@ class BenchRun:
 
     def measure_loop(self, combo: Combination) -> dict[str, Any]:
         """Time `combo` with a plain perf_counter loop (no pytest) and return its record."""
-        return self._measure(combo, lambda workload: timed_calls(workload.run, self.rounds))
+        return self._measure(combo, lambda workload: timed_calls(workload.run, self.rounds_of(combo)))
 
     def _measure(self, combo: Combination, time_calls: Callable[[Workload], list[float] | None]) -> dict[str, Any]:
         reused = self._built.get(combo.id)  # built as the partner of the previous benchmark
@@ -158,7 +196,7 @@ class BenchRun:
                 if workload.restart is not None:  # it stepped as a partner: back to its first step
                     workload.restart()
                     workload.run()
-                for _ in range(self.warmup):
+                for _ in range(self.warmup_of(combo)):
                     workload.run()
             else:
                 workload, first_call_ms = self._warm(workload)
@@ -171,7 +209,10 @@ class BenchRun:
             raise
         if samples is None:
             return {}
-        return make_record(workload, samples, first_call_ms, self.versions(combo.framework), self.parity(combo))
+        record = make_record(workload, samples, first_call_ms, self.versions(combo.framework), self.parity(combo))
+        if "top1" in record:
+            self._accuracy_parity(combo, record)
+        return record
 
     def _record_failure(self, combo: Combination, exc: Exception, stage: str, device_name: str = "") -> None:
         backend = get_backend(combo.framework)

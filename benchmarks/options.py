@@ -14,7 +14,17 @@ import os
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from models.registry import UnknownModelError, get_spec, list_models, select_models
-from reports.vocabulary import CONFIGS, DEFAULT_CONFIG, DEFAULT_MODE, DEVICES, DTYPES, FRAMEWORK_ALIASES, FRAMEWORKS, MODES
+from reports.vocabulary import (
+    CONFIGS,
+    DEFAULT_CONFIG,
+    DEFAULT_MODE,
+    DEVICES,
+    DTYPES,
+    FRAMEWORK_ALIASES,
+    FRAMEWORKS,
+    MODES,
+    SYNTHETIC_DATA,
+)
 
 DEFAULT_MODELS = ("resnet50", "vit_b_16")
 DEFAULT_BATCH_SIZES = (1, 8)
@@ -231,3 +241,36 @@ def check_weights(models: Sequence[str], pretrained: bool, weights: str | None) 
                 find_weights_file(get_spec(name))
             except WeightsNotFoundError as exc:
                 raise OptionError(f"--pretrained: {exc}") from None
+
+
+# Modes that read a dataset when one is given; eval needs one.
+DATA_MODES = ("train", "eval")
+
+
+def default_data_workers() -> int:
+    """Input pipeline processes by default: the cores this process may use, at most 4."""
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
+def parse_data_options(data: str | None, epochs: Any, steps: Any, workers: Any, modes: Sequence[str]) -> Any:
+    """`DataOptions` for `--data PATH` (checked on disk: layout, images), or None for synthetic inputs.
+
+    `--mode eval` needs a dataset; a dataset needs a mode that reads one (train or eval).
+    """
+    from benchmarks.workload import DataOptions
+
+    epochs = whole_number("--epochs", epochs, 1)
+    steps = None if steps is None else whole_number("--steps", steps, 1)
+    workers = default_data_workers() if workers is None else whole_number("--data-workers", workers, 0)
+    if data is None or data == SYNTHETIC_DATA:
+        if "eval" in modes:
+            raise OptionError("--mode eval: accuracy needs images with labels; give --data PATH "
+                              "(an ImageFolder tree or the CIFAR-10/100 python batches)")
+        return None
+    if not any(mode in DATA_MODES for mode in modes):
+        raise OptionError(f"--data: only {' and '.join(DATA_MODES)} modes read a dataset (inference times a fixed "
+                          f"batch); add --mode {' or '.join(DATA_MODES)}")
+    from benchmarks.data_runs import dataset
+
+    dataset(data)  # raises OptionError naming the problem with the path
+    return DataOptions(source=data, epochs=epochs, steps=steps, workers=workers)

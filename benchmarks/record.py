@@ -71,7 +71,7 @@ def make_record(
         compile_ms=workload.compile_ms,
         compile_warm_ms=workload.compile_warm_ms,
         first_call_ms=first_call_ms,
-        **stats.latency_summary(samples_s, combo.batch_size),
+        **stats.latency_summary(samples_s, workload.images_per_call or combo.batch_size),
         **efficiency,
         samples_ms=[round(s * 1e3, 6) for s in samples_s],
         timer_resolution_s=stats.timer_resolution_s(),

@@ -30,7 +30,7 @@ from benchmarks.workload import BuildOptions, Combination, Workload
 from models.flax_models import build_flax_module, count_params, port_torch_model
 from models.freezing import decay_keys, frozen_stages, trainable_keys
 from models.porting import flax_paths, nchw_to_nhwc
-from models.registry import get_family, get_spec
+from models.registry import ModelSpec, get_family, get_spec
 
 _DTYPES = {"float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16}
 SEP = "/"
@@ -179,9 +179,13 @@ def make_train_step(module: nn.Module, tx: optax.GradientTransformation, config:
 
 
 def build_step(model_name: str, torch_model: Any, config: TrainConfig, dtype: str = "float32",
-               input_size: int | None = None, seed: int = 0) -> tuple[Callable, TrainState, dict[str, str]]:
-    """(jitted donating step, initial state, flat Flax path -> torch key) for `torch_model`'s weights ported."""
-    spec = get_spec(model_name)
+               input_size: int | None = None, seed: int = 0,
+               spec: ModelSpec | None = None) -> tuple[Callable, TrainState, dict[str, str]]:
+    """(jitted donating step, initial state, flat Flax path -> torch key) for `torch_model`'s weights ported.
+
+    `spec` overrides the registry's (a dataset run's head has the dataset's classes).
+    """
+    spec = spec or get_spec(model_name)
     size = input_size or spec.input_size
     module = build_flax_module(spec, dtype=_DTYPES[dtype], input_size=size)
     variables = port_torch_model(spec, module, torch_model, (1, size, size, 3))

@@ -44,6 +44,7 @@ class Workload:
     # build, so a workload that already ran as an interleaving partner is measured from the
     # same step as a fresh one; None where a call changes nothing (inference).
     restart: Callable[[], None] | None = None
+    images_per_call: int | None = None  # a dataset pass: its images; None: the batch size
 
 
 class Backend(Protocol):
@@ -63,6 +64,16 @@ class Backend(Protocol):
 
 
 @dataclasses.dataclass(frozen=True)
+class DataOptions:
+    """A run on a dataset (`--data PATH`): what one call reads and how many are timed."""
+
+    source: str  # the dataset's path (benchmarks/datasets.py reads it)
+    epochs: int = 1  # timed calls: train epochs, or evaluation passes
+    steps: int | None = None  # at most this many batches per call (None: the whole split)
+    workers: int = 2  # input pipeline processes
+
+
+@dataclasses.dataclass(frozen=True)
 class BuildOptions:
     """Settings that apply to every workload of a run."""
 
@@ -73,6 +84,7 @@ class BuildOptions:
     weights: str | None = None
     seed: int = 0
     train: TrainConfig = TrainConfig()  # what a train-mode step does (optimizer, frozen stages)
+    data: DataOptions | None = None  # combinations with a dataset read it; None: synthetic inputs only
 
 
 _BACKEND_MODULES = {"torch": "benchmarks.backend_torch", "jax": "benchmarks.backend_jax"}

@@ -10,6 +10,8 @@ import dataclasses
 import re
 
 FRAMEWORKS = ("torch", "jax")
+# The framework the weights come from: other frameworks' records carry parity against it.
+REFERENCE_FRAMEWORK = "torch"
 # Other names users type for a framework (the seeds say 'pytorch').
 FRAMEWORK_ALIASES = {"pytorch": "torch", "flax": "jax"}
 DEVICES = ("cpu", "cuda")
