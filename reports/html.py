@@ -28,6 +28,8 @@ _TITLES = {
     "throughput_ratio": "Throughput ratio torch / JAX",
     "memory_vs_batch": "Peak memory vs batch size",
     "latency_vs_flops": "Latency vs FLOPs",
+    "accuracy_vs_flops": "Top-1 accuracy vs FLOPs per image",
+    "accuracy_vs_latency": "Top-1 accuracy vs time per image",
 }
 
 
