@@ -133,6 +133,9 @@ def comparison(frame: pd.DataFrame) -> pd.DataFrame:
     parity = ok[ok["framework"] == "jax"].set_index(list(COMBINATION))[["parity_status", "parity_max_abs", "accuracy_diff_to_torch"]]
     names = ok.drop_duplicates(list(COMBINATION)).set_index(list(COMBINATION))["device"].rename("device_name")
     out = wide.join(parity).join(names).reset_index()
+    # pivot_table(dropna=False) crosses every key's values (each model at every batch, mode and
+    # dataset); keep only the combinations some record measured.
+    out = ok[list(COMBINATION)].drop_duplicates().merge(out, on=list(COMBINATION), how="left")
     for framework in ("torch", "jax"):
         for value in values:
             if f"{framework}_{value}" not in out:

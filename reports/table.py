@@ -93,7 +93,13 @@ def readable_comparison(runs: Sequence[Run], across_machines: bool = False) -> p
         table = table.drop(columns="input_size")
     if (table["config"] == "eager").all():
         table = table.drop(columns="config")
-    return frames.without_unfilled(table).rename(columns=_HEADERS)
+    table = frames.without_unfilled(table)
+    # Accuracy to two decimals: the ports' parity tolerance is 0.1 percentage points.
+    for column in ("torch_top1", "jax_top1", "torch_top5", "jax_top5", "top1_diff_pp"):
+        if column in table:
+            sign = "+" if column == "top1_diff_pp" else ""
+            table[column] = [f"{v:{sign}.2f}" if pd.notna(v) else "-" for v in table[column]]
+    return table.rename(columns=_HEADERS)
 
 
 def render_markdown(runs: Sequence[Run], across_machines: bool = False) -> str:

@@ -116,10 +116,10 @@ def test_markdown_shows_top1_top5_per_framework_and_their_difference(tmp_path, c
     assert set(rows) == set(MODELS)  # one row per model: torch beside JAX
     medium = rows["medium"]
     assert (medium["dataset"], medium["mode"]) == ("imagenet100", "eval")
-    assert (medium["torch top-1 %"], medium["JAX top-1 %"]) == ("76.0", "75.9")
-    assert (medium["torch top-5 %"], medium["JAX top-5 %"]) == ("91.0", "90.9")
-    assert float(medium["JAX-torch top-1 pp"]) == pytest.approx(-0.1)
-    assert float(rows["large"]["JAX-torch top-1 pp"]) == pytest.approx(0.05)
+    assert (medium["torch top-1 %"], medium["JAX top-1 %"]) == ("76.00", "75.90")
+    assert (medium["torch top-5 %"], medium["JAX top-5 %"]) == ("91.00", "90.90")
+    assert medium["JAX-torch top-1 pp"] == "-0.10"
+    assert (rows["large"]["JAX top-1 %"], rows["large"]["JAX-torch top-1 pp"]) == ("81.05", "+0.05")
     assert "torch data wait" not in out  # no train record on a dataset
     assert "percentage points" in out
 
@@ -179,9 +179,11 @@ def test_synthetic_and_dataset_records_of_one_model_get_a_dataset_column(tmp_pat
     doc = json.loads(BASELINE.read_text())  # synthetic records without a `data` field
     doc["benchmarks"] += eval_run()["benchmarks"]
     rows = markdown_rows(table(capsys, write(tmp_path, doc)))
+    # Only the combinations measured: no empty row for a model at another dataset, batch or mode.
+    assert len(rows) == 4 + len(MODELS) and all(r["device name"] == "AMD EPYC" for r in rows)
     assert {r["dataset"] for r in rows} == {"synthetic", "imagenet100"}
     synthetic = next(r for r in rows if r["dataset"] == "synthetic")
-    assert synthetic["torch top-1 %"] == "-"
+    assert synthetic["torch top-1 %"] == "-" and synthetic["mode"] == "inference"
 
 
 def train_epochs_run(waits=(0.25, 0.05)):
