@@ -273,6 +273,28 @@ def _log_axis_x(ax: plt.Axes, values: pd.Series) -> None:
     ax.set_xlim(low / 1.6, high * 2.2)  # the right margin holds the last model's name
 
 
+def _name_models(ax: plt.Axes, rows: pd.DataFrame, cost: str) -> None:
+    """Each model's name to the right of its points; once where its ports' points nearly coincide (same FLOPs, close speed)."""
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    near_x, near_y = 0.06 * math.log10(x1 / x0), 0.04 * (y1 - y0)  # a few per cent of the axes
+    renderer = ax.figure.canvas.get_renderer()
+    taken: list = []  # the boxes of the names placed so far, in pixels
+    for model, points in rows.groupby("model", sort=False):
+        named: list[tuple[float, float]] = []
+        for x, y in sorted(zip(points[cost], points["top1"]), reverse=True):  # the rightmost first: its label is clear of the rest
+            if any(abs(math.log10(x / nx)) < near_x and abs(y - ny) < near_y for nx, ny in named):
+                continue
+            named.append((x, y))
+            # Above right, below right, above left, below left: the first that covers no other name.
+            for dx, dy, ha in ((7, 5, "left"), (7, -13, "left"), (-7, 5, "right"), (-7, -13, "right")):
+                label = ax.annotate(model, (x, y), fontsize="small", xytext=(dx, dy), textcoords="offset points", ha=ha)
+                box = label.get_window_extent(renderer)
+                if not any(box.overlaps(other) for other in taken) or dx < 0 and dy < 0:
+                    break
+                label.remove()
+            taken.append(box)
+
+
 def _accuracy_vs(measured: pd.DataFrame, cost: str, xlabel: str, title: str) -> Figure | None:
     data = _accuracy_points(measured).dropna(subset=[cost])
     if not len(data):
@@ -290,16 +312,11 @@ def _accuracy_vs(measured: pd.DataFrame, cost: str, xlabel: str, title: str) -> 
             front = points.iloc[pareto_front(list(zip(points[cost], points["top1"])))]
             ax.step(front[cost], front["top1"], where="post", color=color, linestyle=_FRONT_STYLES.get(framework, ":"),
                     linewidth=1.3, alpha=0.8, label=f"{name} Pareto front")
-        named: set[tuple[str, float]] = set()
-        for _, p in rows.iterrows():
-            if (p["model"], round(p[cost], 6)) in named:  # both ports at one cost (FLOPs): name the model once
-                continue
-            named.add((p["model"], round(p[cost], 6)))
-            ax.annotate(p["model"], (p[cost], p["top1"]), fontsize="small", xytext=(7, 5), textcoords="offset points")
         _log_axis_x(ax, rows[cost])
         low, high = float(rows["top1"].min()), float(rows["top1"].max())
         pad = max(1.0, (high - low) * 0.12)
         ax.set_ylim(max(0.0, low - pad), high + pad)
+        _name_models(ax, rows, cost)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("top-1 accuracy (%)")
         ax.set_title(_panel_title(dict(zip(_ACCURACY_PANEL, values)), varying))
@@ -312,13 +329,13 @@ def _accuracy_vs(measured: pd.DataFrame, cost: str, xlabel: str, title: str) -> 
 def accuracy_vs_flops(measured: pd.DataFrame) -> Figure | None:
     """Top-1 against FLOPs per image, per model and framework, with each framework's Pareto front; None without accuracy."""
     return _accuracy_vs(measured, "gflops_per_image", "GFLOPs of one forward per image (log)",
-                        "Top-1 accuracy vs FLOPs per image (step line: Pareto front, higher and cheaper is better)")
+                        "Top-1 accuracy vs FLOPs per image\n(step lines: each framework's Pareto front; up and left is better)")
 
 
 def accuracy_vs_latency(measured: pd.DataFrame) -> Figure | None:
     """Top-1 against time per image (1000 / img/s), per model and framework, with each framework's Pareto front; None without accuracy."""
     return _accuracy_vs(measured, "ms_per_image", "ms per image, 1000 / img/s (log)",
-                        "Top-1 accuracy vs time per image (step line: Pareto front, higher and faster is better)")
+                        "Top-1 accuracy vs time per image\n(step lines: each framework's Pareto front; up and left is better)")
 
 
 def finetune_curves(rows: Sequence[dict[str, Any]]) -> Figure:
@@ -332,7 +349,7 @@ def finetune_curves(rows: Sequence[dict[str, Any]]) -> Figure:
         loss.plot(line["epoch"], line["train_loss"], linestyle=_FRONT_STYLES.get(framework, ":"), **style)
     epochs = sorted(data["epoch"].unique().tolist())
     for ax, ylabel, title in ((accuracy, "top-1 accuracy (%)", "Top-1 after each epoch"),
-                              (loss, "train loss (mean over the epoch)", "Train loss per epoch")):
+                              (loss, "train loss", "Train loss per epoch")):
         ax.xaxis.set_major_locator(FixedLocator(epochs) if len(epochs) <= 20 else MaxNLocator(integer=True))
         if len(epochs) == 1:
             ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
