@@ -109,7 +109,7 @@ def render_markdown(rows: Sequence[dict[str, Any]]) -> str:
     from reports.table import to_markdown
 
     return (to_markdown(epoch_table(rows)) + "\n\ntop-1: percent of the evaluation split after the epoch; "
-            "loss: mean train loss of the epoch; data wait: fraction of the epoch spent waiting for data.\n")
+            "loss: the epoch's train loss; data wait: fraction of the epoch spent waiting for data.\n")
 
 
 def write_curves(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike[str]) -> Path:
