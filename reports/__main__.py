@@ -1,4 +1,4 @@
-"""`python -m reports table|plot|html|merge|baseline|diff|gate`: see each subcommand's --help.
+"""`python -m reports table|plot|html|merge|baseline|diff|gate|finetune`: see each subcommand's --help.
 
 Exit codes: 0 ok, 1 mismatch or regression, 2 gate measurement invalid, 3 bad input
 (one line on stderr: `reports: error: <file>: <problem>`).
@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--across-machines", action="store_true",
                        help="put figures of different machines in one row (newest wins); by default each machine has its own rows")
 
-    plot = sub.add_parser("plot", help="PNG plots: latency and memory vs batch, torch/JAX ratio, latency vs FLOPs")
+    plot = sub.add_parser("plot", help="PNG plots: latency and memory vs batch, torch/JAX ratio, latency vs FLOPs, "
+                                       "top-1 vs FLOPs and vs time per image (records with accuracy)")
     _inputs(plot)
     plot.add_argument("--out", metavar="DIR", required=True, help="folder for the PNG files")
 
@@ -66,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     diff = sub.add_parser("diff", help="gate deterministic figures against a stored baseline; timings shown only")
     diff.add_argument("baseline", metavar="BASELINE", help="baseline file or folder, e.g. reports/baselines/cpu-smoke.json")
     diff.add_argument("current", metavar="CURRENT", help="the run to check: a pytest-benchmark JSON file or folder")
+
+    finetune = sub.add_parser("finetune", help="a fine-tuning log: top-1 and train loss per epoch (PNG), and its table")
+    finetune.add_argument("log", metavar="LOG_JSONL", help="JSON lines, one per framework and epoch, as fine-tuning writes them")
+    finetune.add_argument("--out", metavar="DIR", required=True, help="folder for finetune_curve.png")
 
     from reports.gate import add_gate_arguments
 
@@ -122,6 +127,14 @@ def run(args: argparse.Namespace) -> int:
         rows = diff.compare(baseline, current)
         sys.stdout.write(diff.render(rows, baseline, current))
         return diff.exit_code(rows)
+    if args.command == "finetune":
+        from reports import finetune
+
+        rows = finetune.read_log(args.log)  # refuses bad input before anything is written
+        path = finetune.write_curves(rows, args.out)
+        sys.stdout.write(finetune.render_markdown(rows))
+        print(path)
+        return EXIT_OK
     from reports.gate import run_gate
 
     return run_gate(args)

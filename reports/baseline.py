@@ -13,7 +13,7 @@ from reports.schema import REQUIRED_FIELDS, SCHEMA_VERSION, SPREAD_FIELDS, TIMIN
 # Besides the identity, what a stored record keeps: the gated figures, and the summary
 # timings that diff shows as ratios. Raw samples and tracebacks are dropped.
 KEPT_FIELDS = (
-    *REQUIRED_FIELDS, "reason", "input_shape", "params", "flops", "flops_source", "macs_per_image",
+    *REQUIRED_FIELDS, "data", "reason", "input_shape", "params", "flops", "flops_source", "macs_per_image",
     *TIMING_FIELDS, *SPREAD_FIELDS, "n_samples", "compile_ms", "valid", "versions", "weights", "threads",
 )
 KEPT_PARITY_FIELDS = ("status", "max_abs", "max_rel", "cosine", "top1_agreement", "precision", "weights", "reason")

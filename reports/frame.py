@@ -6,8 +6,9 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from reports.load import Run, input_size_of
+from reports.load import Run, data_of, input_size_of
 from reports.schema import PEAK_MEMORY_FIELDS, XLA_PROGRAM_FIELDS
+from reports.vocabulary import SYNTHETIC_DATA
 
 # The exported columns, in this order, one row per record (the CSV contract of issue 4).
 # `device` is the hardware's name ("NVIDIA H100 80GB HBM3", "AMD EPYC") and
@@ -22,9 +23,17 @@ CSV_COLUMNS = (
 EXTRA_COLUMNS = (
     "machine", "machine_id", "node", "mode", "input_size", "config", "status", "reason", "params", "flops",
     "parity_status", "parity_max_abs", "latency_p90_ms", "latency_cv", "n_samples", "valid", "source", "ratio_log_rounds",
+    "data", "top1", "top5", "eval_images", "accuracy_diff_to_torch", "epochs", "dataset_size", "images_per_epoch",
+    "data_wait_fraction",
 )
-# A combination on one machine: the rows that sit side by side in the comparison.
-COMBINATION = ("machine", "model", "device_type", "batch_size", "dtype", "mode", "input_size", "config")
+# Filled only by runs on a dataset (issue 12): eval records' accuracy (percent; the JAX minus
+# torch top-1 in percentage points), train epochs' sizes and input-pipeline wait (0..1).
+# Views leave a column out when no record fills it, so runs without them read as before.
+DATASET_COLUMNS = ("top1", "top5", "eval_images", "accuracy_diff_to_torch", "epochs", "dataset_size", "images_per_epoch",
+                   "data_wait_fraction")
+# A combination on one machine: the rows that sit side by side in the comparison. Two
+# datasets never share a row, and `latest` keeps the newest record of each.
+COMBINATION = ("machine", "model", "device_type", "batch_size", "dtype", "mode", "input_size", "config", "data")
 
 
 def peak_memory_mb(record: dict[str, Any]) -> float | None:
@@ -77,6 +86,8 @@ def _row(run: Run, record: dict[str, Any]) -> dict[str, Any]:
         "valid": record.get("valid"),
         "source": str(run.path),
         "ratio_log_rounds": record.get("ratio_log_rounds"),
+        "data": data_of(record),
+        **{field: record.get(field) for field in DATASET_COLUMNS},
     }
 
 
@@ -84,6 +95,15 @@ def records_frame(runs: Sequence[Run]) -> pd.DataFrame:
     """Every record of `runs`, one row each, CSV columns first."""
     rows = [_row(run, record) for run in runs for record in run.records]
     return pd.DataFrame(rows, columns=[*CSV_COLUMNS, *EXTRA_COLUMNS])
+
+
+def without_unfilled(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` less the dataset columns no row fills, and `data` when every row is synthetic."""
+    empty = [c for c in table.columns if c.removeprefix("torch_").removeprefix("jax_") in (*DATASET_COLUMNS, "top1_diff_pp")
+             and table[c].isna().all()]
+    if "data" in table and (table["data"] == SYNTHETIC_DATA).all():
+        empty.append("data")
+    return table.drop(columns=empty)
 
 
 def latest(frame: pd.DataFrame) -> pd.DataFrame:
@@ -103,14 +123,19 @@ def comparison(frame: pd.DataFrame) -> pd.DataFrame:
 
     `throughput_ratio` is torch img/s over JAX img/s (above 1: torch is faster), filled in
     only where the JAX port's parity check passed, since only then do both run one model.
+    `top1_diff_pp` is JAX top-1 minus torch top-1 in percentage points: of the row's two
+    records, else as the JAX record states it (its torch record not measured).
     """
     ok = measured(frame)
-    values = ["latency_p50_ms", "throughput_ips", "compilation_time_ms", "memory_mb"]
+    values = ["latency_p50_ms", "throughput_ips", "compilation_time_ms", "memory_mb", "top1", "top5", "data_wait_fraction"]
     wide = ok.pivot_table(index=list(COMBINATION), columns="framework", values=values, aggfunc="first", dropna=False)
     wide.columns = [f"{framework}_{value}" for value, framework in wide.columns]
-    parity = ok[ok["framework"] == "jax"].set_index(list(COMBINATION))[["parity_status", "parity_max_abs"]]
+    parity = ok[ok["framework"] == "jax"].set_index(list(COMBINATION))[["parity_status", "parity_max_abs", "accuracy_diff_to_torch"]]
     names = ok.drop_duplicates(list(COMBINATION)).set_index(list(COMBINATION))["device"].rename("device_name")
     out = wide.join(parity).join(names).reset_index()
+    # pivot_table(dropna=False) crosses every key's values (each model at every batch, mode and
+    # dataset); keep only the combinations some record measured.
+    out = ok[list(COMBINATION)].drop_duplicates().merge(out, on=list(COMBINATION), how="left")
     for framework in ("torch", "jax"):
         for value in values:
             if f"{framework}_{value}" not in out:
@@ -119,10 +144,13 @@ def comparison(frame: pd.DataFrame) -> pd.DataFrame:
     ratio = out["torch_throughput_ips"] / out["jax_throughput_ips"]
     out["throughput_ratio"] = ratio.where(passed)
     out = _interleaved_ratios(out, ok)
+    stated = pd.to_numeric(out["accuracy_diff_to_torch"], errors="coerce")
+    out["top1_diff_pp"] = (out["jax_top1"] - out["torch_top1"]).fillna(stated)
     columns = [
         *COMBINATION, "device_name", "torch_latency_p50_ms", "jax_latency_p50_ms", "torch_throughput_ips",
         "jax_throughput_ips", "throughput_ratio", "ratio_ci_low", "ratio_ci_high", "ratio_rounds", "parity_status", "parity_max_abs", "jax_compilation_time_ms",
-        "torch_memory_mb", "jax_memory_mb",
+        "torch_memory_mb", "jax_memory_mb", "torch_top1", "jax_top1", "top1_diff_pp", "torch_top5", "jax_top5",
+        "torch_data_wait_fraction", "jax_data_wait_fraction",
     ]
     return out[columns].sort_values(list(COMBINATION), kind="stable").reset_index(drop=True)
 
@@ -150,4 +178,4 @@ def _interleaved_ratios(out: pd.DataFrame, ok: pd.DataFrame) -> pd.DataFrame:
 def failures(frame: pd.DataFrame) -> pd.DataFrame:
     """Records that were not measured (error, oom, unsupported), with their reasons."""
     failed = latest(frame[frame["status"] != "ok"])
-    return failed[["machine", "model", "framework", "device_type", "batch_size", "dtype", "status", "reason"]].reset_index(drop=True)
+    return failed[["machine", "model", "framework", "device_type", "batch_size", "dtype", "data", "status", "reason"]].reset_index(drop=True)

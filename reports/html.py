@@ -28,6 +28,8 @@ _TITLES = {
     "throughput_ratio": "Throughput ratio torch / JAX",
     "memory_vs_batch": "Peak memory vs batch size",
     "latency_vs_flops": "Latency vs FLOPs",
+    "accuracy_vs_flops": "Top-1 accuracy vs FLOPs per image",
+    "accuracy_vs_latency": "Top-1 accuracy vs time per image",
 }
 
 
@@ -46,7 +48,7 @@ def _table(frame: pd.DataFrame) -> str:
 def render_html(runs: Sequence[Run]) -> str:
     """The whole report as one HTML document with nothing fetched from elsewhere."""
     records = frames.records_frame(runs)
-    failed = frames.failures(records)
+    failed = frames.without_unfilled(frames.failures(records))
     sources = "".join(
         f"<li>{html.escape(str(run.path))}: machine {html.escape(run.machine)}, {html.escape(run.timestamp)}, "
         f"commit {html.escape(run.git_commit[:12] or '?')}, {len(run.records)} records</li>"

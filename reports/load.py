@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 from reports import journal as journals
 from reports import machine as machines
 from reports.errors import BadInput
-from reports.vocabulary import Combination
+from reports.vocabulary import SYNTHETIC_DATA, Combination
 from reports.schema import (
     KEY_FIELDS,
     PARITY_STATUSES,
@@ -67,8 +67,10 @@ def benchmark_id(record: dict[str, Any]) -> str:
     if record.get("id"):
         return record["id"]
     # Records written before the id was stored: rebuild it from the key fields.
+    data = record.get("data")
     return Combination(record["model"], record["framework"], record["device"], record["batch_size"], record["dtype"],
-                       record["mode"], config=record.get("config") or "eager").id
+                       record["mode"], config=record.get("config") or "eager",
+                       data=None if data in (None, SYNTHETIC_DATA) else data).id
 
 
 def input_size_of(record: dict[str, Any]) -> int | None:
@@ -81,13 +83,19 @@ def input_size_of(record: dict[str, Any]) -> int | None:
     return None
 
 
+def data_of(record: dict[str, Any]) -> str:
+    """The record's dataset: its `data` field, or "synthetic" for records written before datasets existed."""
+    return record.get("data") or SYNTHETIC_DATA
+
+
 def record_key(record: dict[str, Any]) -> tuple[Any, ...]:
     """The fields that make a record unique within one run.
 
-    Records written before input sizes and configurations existed get theirs filled in
-    (read off the input shape; eager), so stored baselines keep matching new runs.
+    Records written before input sizes, configurations and datasets existed get theirs filled
+    in (read off the input shape; eager; synthetic), so stored baselines keep matching new runs.
     """
-    filled = {**record, "input_size": input_size_of(record), "config": record.get("config") or "eager"}
+    filled = {**record, "input_size": input_size_of(record), "config": record.get("config") or "eager",
+              "data": data_of(record)}
     return tuple(filled.get(field) for field in KEY_FIELDS)
 
 

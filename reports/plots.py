@@ -1,11 +1,11 @@
-"""`python -m reports plot`: PNG figures of latency, throughput ratio, memory and FLOPs."""
+"""`python -m reports plot`: PNG figures of latency, throughput ratio, memory, FLOPs and accuracy; fine-tuning curves."""
 
 from __future__ import annotations
 
 import io
 import math
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import matplotlib
 
@@ -14,11 +14,13 @@ matplotlib.use("Agg")  # files only, never a window; before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter, NullLocator, ScalarFormatter  # noqa: E402
+from matplotlib.ticker import (FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator,  # noqa: E402
+                               ScalarFormatter)
 
 from reports import atomic  # noqa: E402
 from reports import frame as frames  # noqa: E402
 from reports.errors import BadInput  # noqa: E402
+from reports.pareto import pareto_front  # noqa: E402
 
 COLORS = {"torch": "#EE4C2C", "jax": "#3F7FBF"}  # PyTorch's orange, a JAX-ish blue
 LABELS = {"torch": "PyTorch", "jax": "JAX/Flax"}
@@ -222,6 +224,144 @@ def latency_vs_input_size(measured: pd.DataFrame) -> Figure | None:
     return fig
 
 
+# Framework by colour and marker: JAX's open square stays visible over torch's dot where
+# the two ports score the same (they run the same weights).
+_ACCURACY_MARKERS = {"torch": dict(marker="o", markersize=7), "jax": dict(marker="s", markersize=11, fillstyle="none", markeredgewidth=1.6)}
+_FRONT_STYLES = {"torch": "-", "jax": "--"}
+# One panel per evaluation setting; accuracy and cost are compared only within it.
+_ACCURACY_PANEL = ("machine", "data", "device", "device_type", "dtype", "batch_size", "config")
+
+
+def _accuracy_points(measured: pd.DataFrame) -> pd.DataFrame:
+    """The records with a top-1, plus their GFLOPs per image and ms per image.
+
+    A record without its own FLOP count takes its model's (per image, at the same input
+    size) from another record, e.g. an inference one, of its framework if there is one (the
+    two count differently); ms per image is 1000 / img/s, since an eval record's throughput
+    counts images whatever its latency's unit.
+    """
+    data = measured[measured["top1"].notna()].copy()
+    known = measured.assign(per_image=pd.to_numeric(measured["flops"], errors="coerce") / measured["batch_size"])
+    known = known.dropna(subset=["per_image"])
+    same = known.drop_duplicates(["model", "input_size", "framework"]).set_index(["model", "input_size", "framework"])["per_image"]
+    other = known.drop_duplicates(["model", "input_size"]).set_index(["model", "input_size"])["per_image"]
+    borrowed = [same.get((m, s, f), other.get((m, s), float("nan"))) for m, s, f in zip(data["model"], data["input_size"], data["framework"])]
+    own = pd.to_numeric(data["flops"], errors="coerce") / data["batch_size"]
+    data["gflops_per_image"] = own.fillna(pd.Series(borrowed, index=data.index, dtype=float)) / 1e9
+    data["ms_per_image"] = 1000.0 / data["throughput_ips"]
+    data["top1"] = data["top1"].astype(float)
+    return data
+
+
+def _panel_title(key: dict[str, Any], varying: list[str]) -> str:
+    device = key["device"] if key["device"] == key["device_type"] else f"{key['device']} ({key['device_type']})"
+    parts = [str(key["data"]), device, str(key["dtype"]), f"bs{key['batch_size']}"]
+    if key["config"] != "eager":
+        parts.append(str(key["config"]))
+    if "machine" in varying:
+        parts.insert(0, str(key["machine"]))
+    return " · ".join(parts)
+
+
+def _log_axis_x(ax: plt.Axes, values: pd.Series) -> None:
+    """Log x axis ticked at 1, 2, 5 x 10^k and labelled as plain numbers, with room for the labels."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    low, high = float(values.min()), float(values.max())
+    ax.set_xlim(low / 1.6, high * 2.2)  # the right margin holds the last model's name
+
+
+def _name_models(ax: plt.Axes, rows: pd.DataFrame, cost: str) -> None:
+    """Each model's name to the right of its points; once where its ports' points nearly coincide (same FLOPs, close speed)."""
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    near_x, near_y = 0.06 * math.log10(x1 / x0), 0.04 * (y1 - y0)  # a few per cent of the axes
+    renderer = ax.figure.canvas.get_renderer()
+    taken: list = []  # the boxes of the names placed so far, in pixels
+    for model, points in rows.groupby("model", sort=False):
+        named: list[tuple[float, float]] = []
+        for x, y in sorted(zip(points[cost], points["top1"]), reverse=True):  # the rightmost first: its label is clear of the rest
+            if any(abs(math.log10(x / nx)) < near_x and abs(y - ny) < near_y for nx, ny in named):
+                continue
+            named.append((x, y))
+            # Above right, below right, above left, below left: the first that covers no other name.
+            for dx, dy, ha in ((7, 5, "left"), (7, -13, "left"), (-7, 5, "right"), (-7, -13, "right")):
+                label = ax.annotate(model, (x, y), fontsize="small", xytext=(dx, dy), textcoords="offset points", ha=ha)
+                box = label.get_window_extent(renderer)
+                if not any(box.overlaps(other) for other in taken) or dx < 0 and dy < 0:
+                    break
+                label.remove()
+            taken.append(box)
+
+
+def _accuracy_vs(measured: pd.DataFrame, cost: str, xlabel: str, title: str) -> Figure | None:
+    data = _accuracy_points(measured).dropna(subset=[cost])
+    if not len(data):
+        return None
+    varying = [f for f in _ACCURACY_PANEL if data[f].nunique() > 1]
+    panels = list(data.groupby(list(_ACCURACY_PANEL), sort=True, dropna=False))
+    fig, axes = _grid(len(panels), width=6.4, height=4.8)
+    for ax, (values, rows) in zip(axes, panels):
+        rows = rows.sort_values(["framework", "model"], key=_framework_first)
+        for framework, points in rows.groupby("framework", sort=False):
+            color = COLORS.get(framework)
+            name = LABELS.get(framework, framework)
+            ax.plot(points[cost], points["top1"], linestyle="none", color=color, label=name,
+                    **_ACCURACY_MARKERS.get(framework, dict(marker="^", markersize=8)))
+            front = points.iloc[pareto_front(list(zip(points[cost], points["top1"])))]
+            ax.step(front[cost], front["top1"], where="post", color=color, linestyle=_FRONT_STYLES.get(framework, ":"),
+                    linewidth=1.3, alpha=0.8, label=f"{name} Pareto front")
+        _log_axis_x(ax, rows[cost])
+        low, high = float(rows["top1"].min()), float(rows["top1"].max())
+        pad = max(1.0, (high - low) * 0.12)
+        ax.set_ylim(max(0.0, low - pad), high + pad)
+        _name_models(ax, rows, cost)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("top-1 accuracy (%)")
+        ax.set_title(_panel_title(dict(zip(_ACCURACY_PANEL, values)), varying))
+        ax.grid(True, which="major", alpha=0.3)
+    _figure_legend(fig, axes)
+    fig.suptitle(title)
+    return fig
+
+
+def accuracy_vs_flops(measured: pd.DataFrame) -> Figure | None:
+    """Top-1 against FLOPs per image, per model and framework, with each framework's Pareto front; None without accuracy."""
+    return _accuracy_vs(measured, "gflops_per_image", "GFLOPs of one forward per image (log)",
+                        "Top-1 accuracy vs FLOPs per image\n(step lines: each framework's Pareto front; up and left is better)")
+
+
+def accuracy_vs_latency(measured: pd.DataFrame) -> Figure | None:
+    """Top-1 against time per image (1000 / img/s), per model and framework, with each framework's Pareto front; None without accuracy."""
+    return _accuracy_vs(measured, "ms_per_image", "ms per image, 1000 / img/s (log)",
+                        "Top-1 accuracy vs time per image\n(step lines: each framework's Pareto front; up and left is better)")
+
+
+def finetune_curves(rows: Sequence[dict[str, Any]]) -> Figure:
+    """Top-1 and train loss per epoch of a fine-tuning log, one line per framework."""
+    data = pd.DataFrame(list(rows)).sort_values(["framework", "epoch"], key=_framework_first)
+    fig, (accuracy, loss) = plt.subplots(1, 2, figsize=(10.0, 4.4), layout="constrained")
+    for framework, line in data.groupby("framework", sort=False):
+        style = dict(color=COLORS.get(framework), label=LABELS.get(framework, framework),
+                     **_ACCURACY_MARKERS.get(framework, dict(marker="^")))
+        accuracy.plot(line["epoch"], line["top1"], linestyle=_FRONT_STYLES.get(framework, ":"), **style)
+        loss.plot(line["epoch"], line["train_loss"], linestyle=_FRONT_STYLES.get(framework, ":"), **style)
+    epochs = sorted(data["epoch"].unique().tolist())
+    for ax, ylabel, title in ((accuracy, "top-1 accuracy (%)", "Top-1 after each epoch"),
+                              (loss, "train loss", "Train loss per epoch")):
+        ax.xaxis.set_major_locator(FixedLocator(epochs) if len(epochs) <= 20 else MaxNLocator(integer=True))
+        if len(epochs) == 1:
+            ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+    _figure_legend(fig, [accuracy, loss])
+    fig.suptitle("Fine-tuning: torch vs JAX/Flax")
+    return fig
+
+
 def _empty(title: str, message: str) -> Figure:
     fig, ax = plt.subplots(figsize=(6, 3), layout="constrained")
     ax.text(0.5, 0.5, message, ha="center", va="center")
@@ -237,6 +377,8 @@ PLOTS: dict[str, Callable[[pd.DataFrame, pd.DataFrame], Figure | None]] = {
     "memory_vs_batch": lambda measured, comparison: memory_vs_batch(measured),
     "latency_vs_flops": lambda measured, comparison: latency_vs_flops(measured),
     "latency_vs_input_size": lambda measured, comparison: latency_vs_input_size(measured),
+    "accuracy_vs_flops": lambda measured, comparison: accuracy_vs_flops(measured),
+    "accuracy_vs_latency": lambda measured, comparison: accuracy_vs_latency(measured),
 }
 
 

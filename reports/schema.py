@@ -91,14 +91,15 @@ PEAK_MEMORY_FIELDS = ("torch_cuda_allocated_peak_mb", "jax_device_peak_mb", "rss
 # before jax_device_peak_mb, which is a process-lifetime peak.
 XLA_PROGRAM_FIELDS = ("xla_argument_mb", "xla_output_mb", "xla_temp_mb")
 
-# Identity of a record: one per combination.
-KEY_FIELDS = ("model", "framework", "device", "batch_size", "dtype", "mode", "input_size", "config")
+# Identity of a record: one per combination. `data` is the dataset's name ("synthetic" for
+# synthetic tensors, and in records written before datasets existed).
+KEY_FIELDS = ("model", "framework", "device", "batch_size", "dtype", "mode", "input_size", "config", "data")
 
 # Every record's extra_info has these; a file whose records lack them is not ours.
 REQUIRED_FIELDS = (
     "schema",
     "schema_version",
-    *(f for f in KEY_FIELDS if f not in ("input_size", "config")),  # absent from records before they existed
+    *(f for f in KEY_FIELDS if f not in ("input_size", "config", "data")),  # absent from records before they existed
     "family",
     "device_name",
     "status",

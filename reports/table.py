@@ -23,6 +23,9 @@ _HEADERS = {
     "torch_throughput_ips": "torch img/s", "jax_throughput_ips": "JAX img/s",
     "throughput_ratio": "torch/JAX img/s", "parity_status": "parity", "parity_max_abs": "parity max abs",
     "jax_compilation_time_ms": "JAX compile ms", "torch_memory_mb": "torch MiB", "jax_memory_mb": "JAX MiB",
+    "data": "dataset", "torch_top1": "torch top-1 %", "jax_top1": "JAX top-1 %", "top1_diff_pp": "JAX-torch top-1 pp",
+    "torch_top5": "torch top-5 %", "jax_top5": "JAX top-5 %",
+    "torch_data_wait_fraction": "torch data wait", "jax_data_wait_fraction": "JAX data wait",
 }
 
 
@@ -90,17 +93,30 @@ def readable_comparison(runs: Sequence[Run], across_machines: bool = False) -> p
         table = table.drop(columns="input_size")
     if (table["config"] == "eager").all():
         table = table.drop(columns="config")
+    table = frames.without_unfilled(table)
+    # Accuracy to two decimals: the ports' parity tolerance is 0.1 percentage points.
+    for column in ("torch_top1", "jax_top1", "torch_top5", "jax_top5", "top1_diff_pp"):
+        if column in table:
+            sign = "+" if column == "top1_diff_pp" else ""
+            table[column] = [f"{v:{sign}.2f}" if pd.notna(v) else "-" for v in table[column]]
     return table.rename(columns=_HEADERS)
 
 
 def render_markdown(runs: Sequence[Run], across_machines: bool = False) -> str:
     """The comparison table, then any records that could not be measured, then the machines if several."""
-    parts = [to_markdown(readable_comparison(runs, across_machines))]
-    failed = frames.failures(records(runs, across_machines))
+    comparison = readable_comparison(runs, across_machines)
+    parts = [to_markdown(comparison)]
+    failed = frames.without_unfilled(frames.failures(records(runs, across_machines)))
     if len(failed):
         parts += ["", "Not measured:", "", to_markdown(failed)]
     parts += ["", "torch/JAX img/s above 1: torch is faster; shown only where the JAX port's parity check passed. "
                   "[low, high]: 95% interval of the median per-round ratio where the frameworks were timed interleaved."]
+    if _HEADERS["top1_diff_pp"] in comparison:
+        parts += ["", "top-1 / top-5: percent of the evaluation split's images classified right (eval rows); "
+                      "JAX-torch top-1 pp: the difference in percentage points."]
+    if _HEADERS["torch_data_wait_fraction"] in comparison or _HEADERS["jax_data_wait_fraction"] in comparison:
+        parts += ["", "data wait: the fraction of a train epoch spent waiting for the next batch of the dataset; "
+                      "a train row on a dataset times whole epochs (ms per epoch, img/s over the epoch)."]
     legend = machine_legend(runs)
     if across_machines and len(legend) > 1:
         parts += ["", f"--across-machines: each row holds the newest figures of {len(legend)} machines, "
@@ -112,7 +128,7 @@ def render_markdown(runs: Sequence[Run], across_machines: bool = False) -> str:
 
 def render_csv(runs: Sequence[Run], across_machines: bool = False) -> str:
     """One row per record, the contract's columns first (each row names its own machine)."""
-    return frames.records_frame(runs).to_csv(index=False)
+    return frames.without_unfilled(frames.records_frame(runs)).to_csv(index=False)
 
 
 def _json_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -123,9 +139,9 @@ def render_json(runs: Sequence[Run], across_machines: bool = False) -> str:
     """{"comparison": side-by-side rows, "records": one per record, "failures": unmeasured, "machines": their keys}."""
     frame = records(runs, across_machines)
     document = {
-        "comparison": _json_rows(frames.comparison(frame)),
-        "records": _json_rows(frames.records_frame(runs)),
-        "failures": _json_rows(frames.failures(frame)),
+        "comparison": _json_rows(frames.without_unfilled(frames.comparison(frame))),
+        "records": _json_rows(frames.without_unfilled(frames.records_frame(runs))),
+        "failures": _json_rows(frames.without_unfilled(frames.failures(frame))),
         "machines": {run.machine: run.machine_key for run in runs},
     }
     return json.dumps(document, indent=2) + "\n"
