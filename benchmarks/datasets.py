@@ -20,6 +20,7 @@ Accepted layouts:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import pickle
 import re
@@ -69,7 +70,7 @@ class DatasetInfo:
     @property
     def shared_splits(self) -> bool:
         """Whether "train" and "val" are the same images (an ImageFolder root without train/ and val/)."""
-        return self.sources.get("train") == self.sources.get("val")
+        return bool(self.sources) and self.sources.get("train") == self.sources.get("val")
 
     def size(self, split: str) -> int:
         """The number of images in `split`."""
@@ -100,7 +101,11 @@ def open_dataset(source: str, label: str = "--data") -> DatasetInfo:
 
 def load_split(info: DatasetInfo, split: str) -> "torch.utils.data.Dataset":
     """`split` of `info` as a torch Dataset of `(RGB PIL image or CorruptImage, label)` items."""
-    _check_split(info, split)
+    return _load_split(info, _check_split(info, split))
+
+
+@functools.lru_cache(maxsize=4)  # a loader per epoch need not list the folders or read the pickles again
+def _load_split(info: DatasetInfo, split: str) -> "torch.utils.data.Dataset":
     if info.kind == "imagefolder":
         return _image_folder(info, split)
     data, labels = _read_cifar_split(info.kind, info.sources[split], "--data")

@@ -29,6 +29,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import inspect
+import multiprocessing
 import sys
 from typing import Any, Iterable, Iterator
 
@@ -162,9 +163,8 @@ def make_loader(info: DatasetInfo, split: str, prep: Preprocessing, batch_size: 
     """A `Loader` of `split`: train shuffled and augmented with whole batches, eval in order with the last one padded.
 
     Same arguments, same batches. `steps` caps the batches of the epoch. `pin_memory` pins
-    batches for CUDA (ignored without CUDA). Workers start by fork, or by spawn once JAX is
-    imported in this process (forking a process with JAX's threads can deadlock; spawn costs
-    a few seconds per loader); `multiprocessing_context` overrides it.
+    batches for CUDA (ignored without CUDA). `multiprocessing_context` chooses how workers
+    start; by default as `worker_start`.
     """
     if split not in info.splits:
         raise OptionError(f"split: unknown split {split!r} of {info.name}; choose from {', '.join(info.splits)}")
@@ -186,8 +186,8 @@ def make_loader(info: DatasetInfo, split: str, prep: Preprocessing, batch_size: 
     batches = batches[:steps]
     dataset = _Prepared(load_split(info, split), train_transform(prep) if train else eval_transform(prep),
                         seed=seed, epoch=epoch, augment=train)
-    if multiprocessing_context is None and workers > 0 and "jax" in sys.modules:
-        multiprocessing_context = "spawn"
+    if multiprocessing_context is None and workers > 0:
+        multiprocessing_context = worker_start()
     dataloader = DataLoader(
         dataset,
         batch_sampler=batches,
@@ -202,10 +202,26 @@ def make_loader(info: DatasetInfo, split: str, prep: Preprocessing, batch_size: 
                   epoch=epoch, images_per_epoch=sum(len(b) for b in batches))
 
 
+def worker_start() -> Any:
+    """How DataLoader workers start here: fork, or a fork server once JAX is imported in this process.
+
+    Forking a process that runs JAX's threads can deadlock (JAX warns of it). The fork server
+    is a fresh process that has imported this module (torch, torchvision) and no JAX; workers
+    fork from it, so after the first loader (a few seconds) they start in about a second.
+    """
+    if "jax" not in sys.modules:
+        return None  # the platform default: fork on Linux, the cheapest
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])  # read when the server starts, once per process
+    return context
+
+
 def to_torch(batch: Batch, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """`(images, labels)` of `batch` as torch tensors on `device`; pinned batches copy to CUDA asynchronously."""
     device = torch.device(device)
-    images, labels = torch.from_numpy(batch.images), torch.from_numpy(batch.labels)
+    images, labels = _as_tensor(batch.images), _as_tensor(batch.labels)  # the pinned tensors of a pinned batch
     if device.type == "cpu":
         return images, labels
     non_blocking = device.type == "cuda" and images.is_pinned()
