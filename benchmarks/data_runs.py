@@ -86,7 +86,7 @@ def reference_for_data(name: str, num_classes: int, pretrained: bool, weights: s
     torch.manual_seed(seed)
     model = build_torch_model(spec, input_size)
     if not pretrained:
-        return model, f"torchvision-init(seed={seed})", "as built"
+        return model, f"torchvision-init(seed={seed})", f"seeded init, {num_classes} classes"
     path = find_weights_file(base, weights)
     state = unwrap_checkpoint(torch.load(path, map_location="cpu", weights_only=True))
     expected = model.state_dict()
@@ -191,6 +191,9 @@ class DataRun:
         for inputs, batch in self.feed(loader):
             got = time.perf_counter()
             wait_s += got - mark
+            if batch.valid == 0:  # every image of it was corrupt: nothing to step on
+                mark = time.perf_counter()
+                continue
             out = self.compute(inputs)
             if self.train:
                 losses.append(float(out))
@@ -235,7 +238,8 @@ class DataRun:
         }
         if self.train:
             out.update(epochs=len(calls), images_per_epoch=self.images_per_call, epoch_s=[c.wall_s for c in calls],
-                       epoch_losses=[float(np.mean(c.losses)) if c.losses else None for c in calls])
+                       epoch_losses=[float(np.mean(c.losses)) if c.losses else None for c in calls],
+                       first_step_losses=[c.losses[0] if c.losses else None for c in calls])
         elif calls:
             last = calls[-1]
             out.update(eval_passes=len(calls), eval_images=last.images,

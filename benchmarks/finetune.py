@@ -189,12 +189,18 @@ def run(config: FinetuneConfig) -> int:
     """Fine-tune each framework in turn; write the log, checkpoints and records. Returns the exit code."""
     from benchmarks.journal import Journal
     from benchmarks.record import make_failure_record
+    from reports.schema import SCHEMA_VERSION
     from reports.vocabulary import REFERENCE_FRAMEWORK
 
     config.output_dir.mkdir(parents=True, exist_ok=True)
     log = config.output_dir / "log.jsonl"
-    journal = Journal(config.output_dir / "records.jsonl", uuid.uuid4().hex[:12])
-    journal.start(_machine_info(config), _commit_info(), {"command": "benchmarks.finetune"})
+    run_id = uuid.uuid4().hex[:12]
+    journal = Journal(config.output_dir / "records.jsonl", run_id)
+    journal.start(_machine_info(config), _commit_info(),
+                  {"schema_version": SCHEMA_VERSION, "run_id": run_id, "command": "python -m benchmarks.finetune",
+                   "config": {"model": config.model, "data": config.data.source, "epochs": config.data.epochs,
+                              "steps": config.data.steps, "batch_size": config.batch_size, "dtype": config.dtype,
+                              **config.options.train.record()}})
     records: dict[str, dict[str, Any]] = {}
     failed = False
     for framework in config.frameworks:
