@@ -76,8 +76,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="train mode: dropout and stochastic depth on (default off, so both frameworks do the same arithmetic)")
     # Real data (benchmarks/datasets.py, benchmarks/pipeline.py, benchmarks/data_runs.py).
     group.addoption("--data", default=None, metavar="synthetic|PATH",
-                    help="dataset for train (one epoch per timed call) and eval (top-1/top-5 per pass) modes: an "
-                         "ImageFolder tree or the CIFAR-10/100 python batches, read from disk (default: synthetic)")
+                    help="images from a dataset on disk, an ImageFolder tree or the CIFAR-10/100 python batches: "
+                         "inference times a batch of its val images, train one epoch per timed call, eval one "
+                         "top-1/top-5 pass per timed call (default: synthetic)")
     group.addoption("--epochs", default="1", metavar="N", help="with --data: timed epochs (train) or passes (eval) (default: 1)")
     group.addoption("--steps", default=None, metavar="N", help="with --data: at most N batches per epoch or pass")
     group.addoption("--data-workers", default=None, metavar="N",
@@ -177,7 +178,7 @@ def _own_size_as_none(model: str, size: int | None) -> int | None:
 def matrix(options: MatrixOptions, data: Any = None) -> list[Combination]:
     """Every combination the options select, in a stable order (framework innermost: pairs are adjacent).
 
-    With a dataset (`data`, DataOptions), the modes that read one (train, eval) name it.
+    With a dataset (`data`, DataOptions) every combination names it.
     """
     device = resolve_device(options.device)
     dataset_name = None
@@ -192,7 +193,7 @@ def matrix(options: MatrixOptions, data: Any = None) -> list[Combination]:
         batch_sizes = auto_batch_sizes(device)
     return [
         Combination(model, framework, device, batch, dtype, mode=mode, input_size=_own_size_as_none(model, size),
-                    config=config, data=dataset_name if mode in opts.DATA_MODES else None)
+                    config=config, data=dataset_name)
         for mode in options.modes
         for model in options.models
         for size in options.input_sizes

@@ -15,6 +15,7 @@ import numpy as np
 from benchmarks import weights as shared_weights
 from benchmarks.compile_cache import cache_entries, jax_cache_dir
 from benchmarks.workload import BuildOptions, Combination, Workload, cpu_name
+from reports.vocabulary import reads_whole_split
 from models.flax_models import build_flax_module, count_params, init_variables, port_torch_model
 from models.porting import nchw_to_nhwc
 from models.registry import get_spec
@@ -129,7 +130,7 @@ def _xla_memory(compiled: Any) -> dict[str, float]:
 
 def build_workload(combo: Combination, options: BuildOptions) -> Workload:
     """`combo` as a JAX workload: ported weights, AOT-compiled, placed on the device; one step of its mode per call."""
-    if combo.data is not None:
+    if reads_whole_split(combo):
         from benchmarks.data_jax import build_data_workload
 
         return build_data_workload(combo, options)
@@ -141,7 +142,8 @@ def build_workload(combo: Combination, options: BuildOptions) -> Workload:
     dtype = _DTYPES[combo.dtype]
     device = _devices(combo.device)[0]
     module = build_flax_module(spec, dtype=dtype, input_size=combo.input_size)
-    images = nchw_to_nhwc(shared_weights.input_batch(spec, combo.batch_size, options.seed, combo.input_size))  # (N, H, W, C)
+    images = nchw_to_nhwc(shared_weights.input_batch(spec, combo.batch_size, options.seed, combo.input_size,
+                                                options.data if combo.data is not None else None))  # (N, H, W, C)
     variables, weights_label = flax_variables(combo, options, module, images.shape)
     params = count_params(variables)
     # Both frameworks hold weights and inputs in the benchmarked dtype.

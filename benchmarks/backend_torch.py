@@ -13,6 +13,7 @@ import torchvision
 
 from benchmarks import weights as shared_weights
 from benchmarks.workload import BuildOptions, Combination, Workload, cpu_name
+from reports.vocabulary import reads_whole_split
 from models.registry import get_spec
 from models.torch_models import build_torch_model
 
@@ -117,7 +118,7 @@ def memory(device: str) -> dict[str, float]:
 
 def build_workload(combo: Combination, options: BuildOptions) -> Workload:
     """`combo` as a torch workload: the shared reference weights, cast and placed; one step of its mode per call."""
-    if combo.data is not None:
+    if reads_whole_split(combo):
         from benchmarks.data_torch import build_data_workload
 
         return build_data_workload(combo, options)
@@ -135,7 +136,8 @@ def build_workload(combo: Combination, options: BuildOptions) -> Workload:
     model = copy.deepcopy(reference).to(device=combo.device, dtype=_DTYPES[combo.dtype]).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    images = shared_weights.input_batch(spec, combo.batch_size, options.seed, combo.input_size)  # (N, C, H, W)
+    images = shared_weights.input_batch(spec, combo.batch_size, options.seed, combo.input_size,
+                                                options.data if combo.data is not None else None)  # (N, C, H, W)
     x = torch.from_numpy(images).to(device=combo.device, dtype=_DTYPES[combo.dtype])
     compile_mode, channels_last, _ = CONFIGS[combo.config]
     if options.torch_compile and compile_mode is None:  # --torch-compile: the eager configs, compiled

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import time
 from typing import Any, Callable, Iterable, Iterator
 
@@ -37,12 +38,17 @@ from models.registry import ModelSpec, get_family, get_spec
 TOP_K = (1, 5)
 
 
-@functools.lru_cache(maxsize=None)
-def dataset(source: str) -> Any:
-    """The `DatasetInfo` of `source` (checked once per process)."""
+_DATASETS: dict[str, Any] = {}
+
+
+def dataset(source: str, label: str = "--data") -> Any:
+    """The `DatasetInfo` of `source` (checked once per process and folder); a bad path is an OptionError naming `label`."""
     from benchmarks.datasets import open_dataset
 
-    return open_dataset(source)
+    key = os.path.realpath(source)  # a relative path names another folder after a chdir
+    if key not in _DATASETS:
+        _DATASETS[key] = open_dataset(source, label)
+    return _DATASETS[key]
 
 
 def data_spec(spec: ModelSpec, num_classes: int) -> ModelSpec:

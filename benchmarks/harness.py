@@ -21,7 +21,7 @@ from typing import Any, Callable
 from benchmarks.interleave import PartnerRounds, torch_over_jax
 from benchmarks.record import make_failure_record, make_record
 from benchmarks.workload import BuildOptions, Combination, Workload, backend_importable, get_backend
-from reports.vocabulary import REFERENCE_FRAMEWORK
+from reports.vocabulary import REFERENCE_FRAMEWORK, reads_whole_split
 
 # Accuracy parity on a dataset, float32: the port's top-1 within this many percentage points of torch's.
 ACCURACY_TOLERANCE_PP = 0.1
@@ -159,11 +159,11 @@ class BenchRun:
 
     def rounds_of(self, combo: Combination) -> int:
         """Timed calls of `combo`: --rounds, or on a dataset --epochs (each call is an epoch or an evaluation pass)."""
-        return self.options.data.epochs if combo.data is not None and self.options.data is not None else self.rounds
+        return self.options.data.epochs if reads_whole_split(combo) and self.options.data is not None else self.rounds
 
     def warmup_of(self, combo: Combination) -> int:
         """Untimed calls after the first: --warmup; none on a dataset (the first call warmed the step on one batch)."""
-        return 0 if combo.data is not None else self.warmup
+        return 0 if reads_whole_split(combo) else self.warmup
 
     def _warm(self, workload: Workload) -> tuple[Workload, float]:
         start = time.perf_counter()

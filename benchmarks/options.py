@@ -243,8 +243,6 @@ def check_weights(models: Sequence[str], pretrained: bool, weights: str | None) 
                 raise OptionError(f"--pretrained: {exc}") from None
 
 
-# Modes that read a dataset when one is given; eval needs one.
-DATA_MODES = ("train", "eval")
 
 
 def default_data_workers() -> int:
@@ -252,10 +250,11 @@ def default_data_workers() -> int:
     return max(1, min(4, len(os.sched_getaffinity(0))))
 
 
-def parse_data_options(data: str | None, epochs: Any, steps: Any, workers: Any, modes: Sequence[str]) -> Any:
-    """`DataOptions` for `--data PATH` (checked on disk: layout, images), or None for synthetic inputs.
+def parse_data_options(data: str | None, epochs: Any, steps: Any, workers: Any, modes: Sequence[str],
+                       label: str = "--data") -> Any:
+    """`DataOptions` for a dataset path (checked on disk: layout, images), or None for synthetic inputs.
 
-    `--mode eval` needs a dataset; a dataset needs a mode that reads one (train or eval).
+    `--mode eval` needs a dataset. `label` names the option in errors (`data_source` in the runner).
     """
     from benchmarks.workload import DataOptions
 
@@ -267,10 +266,7 @@ def parse_data_options(data: str | None, epochs: Any, steps: Any, workers: Any, 
             raise OptionError("--mode eval: accuracy needs images with labels; give --data PATH "
                               "(an ImageFolder tree or the CIFAR-10/100 python batches)")
         return None
-    if not any(mode in DATA_MODES for mode in modes):
-        raise OptionError(f"--data: only {' and '.join(DATA_MODES)} modes read a dataset (inference times a fixed "
-                          f"batch); add --mode {' or '.join(DATA_MODES)}")
     from benchmarks.data_runs import dataset
 
-    dataset(data)  # raises OptionError naming the problem with the path
+    dataset(data, label)  # raises OptionError naming the problem with the path
     return DataOptions(source=data, epochs=epochs, steps=steps, workers=workers)

@@ -38,7 +38,7 @@ import torch
 from torch.utils.data import DataLoader, get_worker_info
 from torchvision.transforms import InterpolationMode, v2
 
-from benchmarks.datasets import CorruptImage, DatasetInfo, load_split
+from benchmarks.datasets import CorruptImage, DatasetInfo, load_split, open_dataset
 from benchmarks.options import OptionError, one_of, whole_number
 from models.registry import ModelSpec
 
@@ -330,3 +330,15 @@ def _batch_from_tensors(images: torch.Tensor, labels: torch.Tensor, valid: int, 
 def _mix(*numbers: int) -> int:
     """One 63-bit seed from several whole numbers (numpy's SeedSequence hash)."""
     return int(np.random.SeedSequence(list(numbers)).generate_state(1, np.uint64)[0] >> 1)
+
+
+def create_dataloader(data_source: str, model_name: str, batch_size: int, *, split: str = "val", train: bool = False,
+                      layout: str = "NCHW", workers: int = 0, seed: int = 0, epoch: int = 0,
+                      input_size: int | None = None) -> Loader:
+    """The benchmarking guide's `utils.data.create_dataloader`: a `Loader` of `data_source`'s `split`,
+    preprocessed as `model_name`'s weights expect (`make_loader` with the dataset opened and checked)."""
+    from models.registry import get_spec
+
+    info = open_dataset(data_source, "data_source")
+    return make_loader(info, split, preprocessing(get_spec(model_name), input_size), batch_size, train=train,
+                       layout=layout, workers=workers, seed=seed, epoch=epoch)

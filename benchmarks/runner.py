@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from benchmarks import options
+from benchmarks.data_runs import dataset
 from benchmarks.harness import BenchRun, safe_device_name, share_gpu_with_torch, unsupported_reason
 from benchmarks.options import OptionError
 from benchmarks.record import make_failure_record
@@ -54,7 +55,9 @@ class BenchmarkConfig:
 
     `framework` is 'pytorch' (or 'torch') or 'jax'; `device_prefer` 'cuda', 'cpu' or None
     (CUDA when a framework sees one); `input_shape` None or the model's own shape, CHW or
-    HWC; `data_source` 'synthetic' (dataset paths are not supported yet). Bad input raises
+    HWC; `data_source` 'synthetic' or a dataset's folder (an ImageFolder tree or the CIFAR-10/100
+    python batches: the timed batch is then its first 'val' images, preprocessed as the model's
+    weights expect; accuracy over a whole split is `pytest benchmarks --mode eval --data PATH`). Bad input raises
     OptionError (a ValueError) with one line naming the field.
     """
 
@@ -80,11 +83,8 @@ class BenchmarkConfig:
         self.measurement_iterations = options.whole_number("measurement_iterations", self.measurement_iterations, 1)
         self.dtype = options.parse_dtype("dtype", self.dtype)
         _check_input_shape(self.model_name, self.input_shape)
-        if self.data_source != "synthetic":
-            raise OptionError(
-                f"data_source: {self.data_source!r} is not supported yet; only 'synthetic' inputs run for now "
-                "(leave data_source='synthetic')"
-            )
+        # A dataset path: the timed batch is its first 'val' images, as the weights' transform makes them.
+        self.data = options.parse_data_options(self.data_source, 1, None, 0, ("inference",), label="data_source")
 
 
 def _check_input_shape(model_name: str, input_shape: Any) -> None:
@@ -200,7 +200,7 @@ def _print_result(batch_size: int, row: Mapping[str, Any], record: Mapping[str, 
 
 def _run_config(config: BenchmarkConfig, device: str, csv_path: Path) -> list[dict[str, Any]]:
     harness = BenchRun(
-        options=BuildOptions(threads=len(os.sched_getaffinity(0))),
+        options=BuildOptions(threads=len(os.sched_getaffinity(0)), data=config.data),
         rounds=config.measurement_iterations,
         warmup=config.warmup_iterations,
     )
@@ -208,7 +208,8 @@ def _run_config(config: BenchmarkConfig, device: str, csv_path: Path) -> list[di
         _print_header(config, device)
     rows = []
     for batch_size in config.batch_sizes:
-        combo = Combination(config.model_name, config.framework, device, batch_size, config.dtype)
+        combo = Combination(config.model_name, config.framework, device, batch_size, config.dtype,
+                            data=None if config.data is None else dataset(config.data.source).name)
         record = _measure(harness, combo)
         row = result_row(record, csv_path)
         append_row(csv_path, row)

@@ -22,6 +22,13 @@ MODES = ("inference", "train", "eval")
 DEFAULT_MODE = "inference"
 # Where the images come from: synthetic tensors unless a dataset is named (`--data PATH`).
 SYNTHETIC_DATA = "synthetic"
+# On a dataset, one call of these modes is a whole pass over a split (an epoch, an evaluation).
+PASS_MODES = ("train", "eval")
+
+
+def reads_whole_split(combo: "Combination") -> bool:
+    """Whether one call of `combo` is a pass over its dataset's split (rather than one batch)."""
+    return combo.data is not None and combo.mode in PASS_MODES
 # Tuned configurations (a matrix dimension): how a framework runs the same model. Each back
 # end says which it can run where; the rest skip at collection with the reason.
 CONFIGS = ("eager", "channels_last", "compile", "compile-max", "cudagraphs", "channels_last-compile",

@@ -37,7 +37,7 @@ def folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def records(folder, tmp_path_factory) -> dict[str, dict]:
     out = tmp_path_factory.mktemp("run") / "out.json"
-    result = _run("--mode", "train", "eval", "--data", str(folder), "--model", "resnet_tiny", "--batch-sizes", "8",
+    result = _run("--mode", "train", "eval", "inference", "--data", str(folder), "--model", "resnet_tiny", "--batch-sizes", "8",
                   "--epochs", "2", "--data-workers", "1", f"--benchmark-json={out}", "-s")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     records = {b["extra_info"]["id"]: b["extra_info"] for b in json.loads(out.read_text())["benchmarks"]}
@@ -73,6 +73,13 @@ def test_eval_counts_accuracy_and_the_port_agrees_within_a_tenth_of_a_point(reco
     assert abs(jax_rec["accuracy_diff_to_torch"]) <= 0.1
 
 
+def test_inference_on_a_dataset_times_a_batch_of_its_images(records) -> None:
+    for framework in ("torch", "jax"):
+        rec = records[f"resnet_tiny-{framework}-cpu-bs8-float32@shapes"]
+        assert rec["status"] == "ok" and rec["data"] == "shapes" and rec["n_samples"] == 5  # --rounds, not --epochs
+    assert records["resnet_tiny-jax-cpu-bs8-float32@shapes"]["parity"]["status"] == "passed"
+
+
 def test_progress_lines_reach_the_terminal(records) -> None:
     assert "resnet_tiny-torch-cpu-bs8-float32-train@shapes epoch 2: 12/12 batches" in records["_stdout"]
     assert "resnet_tiny-jax-cpu-bs8-float32-eval@shapes eval: 4/4 batches" in records["_stdout"]
@@ -80,7 +87,7 @@ def test_progress_lines_reach_the_terminal(records) -> None:
 
 @pytest.mark.parametrize("args, expected", [
     (["--mode", "eval"], "--mode eval: accuracy needs images with labels; give --data PATH"),
-    (["--mode", "inference", "--data", "."], "--data: only train and eval modes read a dataset"),
+    (["--mode", "train", "--data", ".", "--data-workers", "-1"], "--data-workers: must be >= 0, got -1"),
     (["--mode", "train", "--data", "/no/such/dataset"], "--data: no such folder '/no/such/dataset'; give the folder that holds the dataset"),
     (["--mode", "train", "--data", ".", "--epochs", "0"], "--epochs: must be >= 1, got 0"),
 ])

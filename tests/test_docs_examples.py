@@ -10,6 +10,7 @@ from the docs unnoticed; the guide's own CLI example runs once at its real size.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
 import re
@@ -40,7 +41,8 @@ GUIDE_COLUMNS = (
 )
 # Where the docs' modules are here (README, "If you come from the 594Project docs").
 DOC_PATHS = (("from bench.runner import", "from benchmarks.runner import"),
-             ("from utils.validation import", "from validation import"))
+             ("from utils.validation import", "from validation import"),
+             ("from utils.data import", "from benchmarks.pipeline import"))
 TINY = (("'resnet50'", "'resnet_tiny'"), ("'vit_b_16'", "'vit_tiny'"), ("224, 224, 3", "32, 32, 3"))
 
 # ---- the docs, verbatim --------------------------------------------------------------------
@@ -388,10 +390,32 @@ def test_guide_device_and_dtype_configs(tmp_path: Path) -> None:
     assert run_example(GUIDE_DTYPE, tmp_path, prelude=prelude)["config"].dtype == "float16"
 
 
-def test_guide_data_source_is_not_supported_yet(tmp_path: Path) -> None:
-    text = shrink(GUIDE_DATA_SOURCE, ("from utils.data import create_dataloader\n", ""))  # README: not yet
-    with pytest.raises(OptionError, match=r"^data_source: 'data/imagenet100' is not supported yet; only 'synthetic'"):
-        run_example(text, tmp_path, prelude="from benchmarks.runner import BenchmarkConfig\n")
+def test_guide_data_source_takes_a_dataset_folder(tmp_path: Path) -> None:
+    from tests import datagen
+
+    datagen.make_image_folder(tmp_path / "data" / "imagenet100", classes=3, per_class=(2, 2), size=24)
+    prelude = "from benchmarks.runner import BenchmarkConfig\n"  # imported by the guide's earlier example
+    config = run_example(GUIDE_DATA_SOURCE, tmp_path, prelude=prelude)["config"]
+    assert config.data is not None and config.data.source == "data/imagenet100"
+    previous = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        rows = run_inference_benchmark(dataclasses.replace(config, model_name="resnet_tiny", batch_sizes=[2],
+                                                           measurement_iterations=2, warmup_iterations=0,
+                                                           verbose=False, csv_output_dir=str(tmp_path / "csv")))
+        loader = run_example("from utils.data import create_dataloader\n"
+                             "loader = create_dataloader('data/imagenet100', 'resnet_tiny', batch_size=4)\n",
+                             tmp_path)["loader"]
+    finally:
+        os.chdir(previous)
+    assert rows[0]["status"] == "ok" and rows[0]["data"] == "imagenet100"
+    batch = next(iter(loader))
+    assert batch.images.shape == (4, 3, 32, 32) and batch.valid == 4
+
+
+def test_guide_data_source_that_is_missing_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(OptionError, match=r"^data_source: no such folder '.*/data/imagenet100'; give the folder"):
+        run_example(GUIDE_DATA_SOURCE, tmp_path, prelude="from benchmarks.runner import BenchmarkConfig\n")
 
 
 def test_guide_analysis_reads_the_csv(tmp_path: Path) -> None:
