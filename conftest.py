@@ -83,6 +83,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--steps", default=None, metavar="N", help="with --data: at most N batches per epoch or pass")
     group.addoption("--data-workers", default=None, metavar="N",
                     help="with --data: input pipeline processes (default: the usable cores, at most 4)")
+    group.addoption("--isolate", action="store_true",
+                    help="measure each combination in a fresh process (allocator and cuDNN state start clean); "
+                         "results merge into this run's JSON and journal (default: all in this process)")
     group.addoption("--no-interleave", action="store_true",
                     help="time each framework on its own; by default, when both run, each benchmark alternates its "
                          "calls with the other framework's (A B, B A, ...) and records the ratio with a 95%% interval")
@@ -244,9 +247,21 @@ def bench_run(pytestconfig: pytest.Config):
         warmup=pytestconfig.stash[_options_key].warmup,
         parity_check=parity_check,
         interleave_frameworks=() if pytestconfig.getoption("no_interleave") else tuple(pytestconfig.stash[_options_key].frameworks),
+        isolated=_isolated(pytestconfig),
     )
     pytestconfig.stash[_run_key] = run
     return run
+
+
+def _isolated(config: pytest.Config) -> Any:
+    """With --isolate, the function that measures one combination in a fresh process; else None."""
+    if not config.getoption("isolate"):
+        return None
+    import functools
+
+    from benchmarks.isolate import run_child
+
+    return functools.partial(run_child, config, frameworks=tuple(config.stash[_options_key].frameworks))
 
 
 @pytest.fixture(scope="session")

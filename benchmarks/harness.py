@@ -72,6 +72,9 @@ class BenchRun:
     interleave_frameworks: tuple[str, ...] = ()
     _built: dict[str, tuple[Workload, float]] = dataclasses.field(default_factory=dict)  # id -> (workload, first call ms)
     _top1: dict[str, float] = dataclasses.field(default_factory=dict)  # reference evaluations' top-1 by id
+    # --isolate: measures a combination in a fresh process, returning (pytest-benchmark entry
+    # or None, failure records) (benchmarks/isolate.py). None: measure here.
+    isolated: Callable[[Combination], tuple[dict[str, Any] | None, list[dict[str, Any]]]] | None = None
 
     def versions(self, framework: str) -> dict[str, str]:
         """The framework's versions."""
@@ -125,6 +128,8 @@ class BenchRun:
         With a partner (--interleave), the partner's calls alternate with the timed ones
         through pedantic's untimed setup/teardown, and the record carries the ratio.
         """
+        if self.isolated is not None:
+            return self._measure_isolated(benchmark, combo)
         partner = self._partner(combo)
         rounds = PartnerRounds(partner.run) if partner is not None else None
 
@@ -139,6 +144,21 @@ class BenchRun:
             record.update(self._ratio(combo, record, rounds.samples_s))
         benchmark.extra_info.update(record)
         return record
+
+    def _measure_isolated(self, benchmark: Any, combo: Combination) -> dict[str, Any]:
+        """`combo` measured by a fresh process; its samples and record adopted by `benchmark`."""
+        from benchmarks.isolate import IsolatedFailure, adopt
+
+        assert self.isolated is not None
+        entry, failures = self.isolated(combo)
+        self.failures.extend(failures)
+        if entry is not None:
+            return adopt(benchmark, entry)
+        if not failures:  # --benchmark-disable: the child ran it once as a test, nothing to record
+            return {}
+        if failures[0]["status"] == "oom":
+            raise MeasurementSkipped(f"out of memory: {failures[0]['reason']}")
+        raise IsolatedFailure(f"in the isolated process: {failures[0]['reason']}")
 
     def _partner(self, combo: Combination) -> Workload | None:
         """The other framework's workload of `combo` when interleaving (built once per pair), else None."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
 import sys
@@ -43,7 +44,7 @@ def _identity(combo: Combination, device_name: str) -> dict[str, Any]:
 def process_memory() -> dict[str, float]:
     """Resident set size now and the process's lifetime peak, in MiB."""
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return {"rss_mb": psutil.Process().memory_info().rss / _MiB, "rss_peak_mb": peak_kib / 1024}
+    return {"rss_mb": psutil.Process().memory_info().rss / _MiB, "rss_peak_mb": peak_kib / 1024, "pid": os.getpid()}
 
 
 def make_record(
