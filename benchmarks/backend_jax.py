@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 import flax
 import jax
 import jax.numpy as jnp
 import jaxlib
-import numpy as np
 
 from benchmarks import weights as shared_weights
 from benchmarks.compile_cache import cache_entries, jax_cache_dir
@@ -128,6 +127,19 @@ def _xla_memory(compiled: Any) -> dict[str, float]:
     }
 
 
+def memory_reader(device: Any, compiled: Any) -> Callable[[], dict[str, float]]:
+    """The record's memory figures: the compiled program's buffers, and the device's peak where it keeps one."""
+    program_memory = _xla_memory(compiled)
+
+    def memory() -> dict[str, float]:
+        stats = device.memory_stats() or {}
+        if "peak_bytes_in_use" not in stats:
+            return dict(program_memory)
+        return {**program_memory, "jax_device_peak_mb": stats["peak_bytes_in_use"] / _MiB}
+
+    return memory
+
+
 def build_workload(combo: Combination, options: BuildOptions) -> Workload:
     """`combo` as a JAX workload: ported weights, AOT-compiled, placed on the device; one step of its mode per call."""
     if reads_whole_split(combo):
@@ -168,15 +180,9 @@ def build_workload(combo: Combination, options: BuildOptions) -> Workload:
     def run() -> Any:
         return jax.block_until_ready(compiled(variables, x))
 
-    program_memory = _xla_memory(compiled)
+    memory = memory_reader(device, compiled)
     # Warm: this process found its program in the persistent cache (nothing new was written).
     cache_state = None if cache is None else ("warm" if cache_entries(cache) == entries_before else "cold")
-
-    def memory() -> dict[str, float]:
-        stats = device.memory_stats() or {}
-        if "peak_bytes_in_use" not in stats:
-            return dict(program_memory)
-        return {**program_memory, "jax_device_peak_mb": stats["peak_bytes_in_use"] / _MiB}
 
     return Workload(
         combo=combo,

@@ -7,7 +7,6 @@ import gc
 import functools
 import time
 
-import numpy as np
 import torch
 import torchvision
 

@@ -163,13 +163,7 @@ def build_data_workload(combo: Combination, options: BuildOptions) -> Workload:
     run = DataRun(combo, options, LAYOUT, feed(combo.device), compute, restart)
     images = run.images_per_call
     flops_per_batch = backend_jax._xla_flops(lowered)
-    program_memory = backend_jax._xla_memory(program)
-
-    def memory() -> dict[str, float]:
-        stats = device.memory_stats() or {}
-        if "peak_bytes_in_use" not in stats:
-            return dict(program_memory)
-        return {**program_memory, "jax_device_peak_mb": stats["peak_bytes_in_use"] / backend_jax._MiB}
+    memory = backend_jax.memory_reader(device, program)
 
     return Workload(
         combo=combo,

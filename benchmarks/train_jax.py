@@ -236,13 +236,7 @@ def build_train_workload(combo: Combination, options: BuildOptions) -> Workload:
     def restart() -> None:
         holder["state"] = jax.device_put(initial, device)
 
-    program_memory = backend_jax._xla_memory(compiled)
-
-    def memory() -> dict[str, float]:
-        stats = device.memory_stats() or {}
-        if "peak_bytes_in_use" not in stats:
-            return dict(program_memory)
-        return {**program_memory, "jax_device_peak_mb": stats["peak_bytes_in_use"] / backend_jax._MiB}
+    memory = backend_jax.memory_reader(device, compiled)
 
     return Workload(
         combo=combo,

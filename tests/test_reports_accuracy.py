@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.reports_cli import table, write
+
 from reports.__main__ import main
 from reports.errors import EXIT_BAD_INPUT
 from reports.pareto import pareto_front
@@ -58,15 +60,6 @@ def eval_run(data="imagenet100", models=MODELS):
     return doc
 
 
-def write(tmp_path, doc, name="run.json"):
-    path = tmp_path / name
-    path.write_text(json.dumps(doc))
-    return path
-
-
-def table(capsys, *argv):
-    assert main(["table", *map(str, argv)]) == 0
-    return capsys.readouterr().out
 
 
 def markdown_rows(text):

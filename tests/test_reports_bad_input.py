@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.reports_cli import write
+
 from reports.__main__ import main
 from reports.errors import EXIT_BAD_INPUT
 
@@ -20,12 +22,6 @@ BASELINE = ROOT / "reports" / "baselines" / "cpu-smoke.json"
 def run_doc():
     """A real (stored) run document to break in one place."""
     return json.loads(BASELINE.read_text())
-
-
-def write(tmp_path, doc, name="run.json"):
-    path = tmp_path / name
-    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
-    return path
 
 
 def one_error_line(capsys, argv):

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.reports_cli import table, write
+
 from reports.__main__ import main
 from reports.frame import CSV_COLUMNS
 
@@ -35,15 +37,6 @@ def run_doc():
     return doc
 
 
-def write(tmp_path, doc, name="run.json"):
-    path = tmp_path / name
-    path.write_text(json.dumps(doc))
-    return path
-
-
-def table(capsys, *argv):
-    assert main(["table", *map(str, argv)]) == 0
-    return capsys.readouterr().out
 
 
 def find(doc, model, framework, batch):
