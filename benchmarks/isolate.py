@@ -25,8 +25,7 @@ from typing import Any
 from benchmarks.workload import Combination
 from reports.vocabulary import DEFAULT_CONFIG
 
-TEST = "benchmarks/test_inference.py::test_forward"
-ROOT = Path(__file__).resolve().parents[1]
+TEST = f"{Path(__file__).resolve().parent / 'test_inference.py'}::test_forward"
 # Run-level settings a child repeats: (option, dest). The matrix options are replaced by the combination's.
 RUN_OPTIONS = (
     ("--rounds", "rounds"), ("--warmup", "warmup"), ("--threads", "threads"), ("--optimizer", "optimizer"),
@@ -66,7 +65,8 @@ def run_child(config: Any, combo: Combination, frameworks: tuple[str, ...], time
     """Measure `combo` in a fresh process: (its pytest-benchmark entry or None, its failure records)."""
     with tempfile.TemporaryDirectory(prefix="visionbench-isolate-") as folder:
         journal = Path(folder) / "journal.jsonl"
-        result = subprocess.run(child_command(config, combo, frameworks, journal), cwd=ROOT, capture_output=True,
+        # In this process's folder, so relative paths (--data, --weights) name the same files.
+        result = subprocess.run(child_command(config, combo, frameworks, journal), cwd=os.getcwd(), capture_output=True,
                                 text=True, timeout=timeout_s, env=dict(os.environ))
         entry, failures = None, []
         if journal.exists():

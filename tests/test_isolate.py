@@ -26,7 +26,8 @@ def test_a_child_repeats_the_run_settings_for_its_one_combination(tmp_path) -> N
     combo = Combination("swin_t", "jax", "cuda", 4, "bfloat16", "train", 288, "xla-autotune")
     config = _Config(rounds="7", warmup="2", threads=None, optimizer="adamw", freeze="1", tf32=True, no_parity=False)
     command = child_command(config, combo, ("torch", "jax"), tmp_path / "j.jsonl")
-    assert command[:4] == [sys.executable, "-m", "pytest", f"benchmarks/test_inference.py::test_forward[{combo.id}]"]
+    assert command[:3] == [sys.executable, "-m", "pytest"]
+    assert command[3] == f"{ROOT / 'benchmarks' / 'test_inference.py'}::test_forward[{combo.id}]"
     text = " ".join(command[4:])
     for part in ("--model swin_t", "--framework both", "--device cuda", "--batch-sizes 4", "--dtype bfloat16",
                  "--mode train", "--input-size 288", "--config xla-autotune", "--rounds 7", "--warmup 2",
