@@ -21,7 +21,7 @@ def _pytest(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["--mode", "training"], "--mode: unknown value 'training'; choose from inference, train"),
+    (["--mode", "training"], "--mode: unknown value 'training'; choose from inference, train, eval"),
     (["--optimizer", "adam"], "--optimizer: unknown value 'adam'; choose from sgd, adamw"),
     (["--freeze", "all"], "--freeze: expected a number of stages (0, 1, 2, ...) or 'backbone', got 'all'"),
     (["--freeze", "-2"], "--freeze: must be >= 0 stages or 'backbone', got -2"),
