@@ -85,27 +85,15 @@ def reference_for_data(name: str, num_classes: int, pretrained: bool, weights: s
     """
     import torch
 
-    from models.torch_models import WeightsMismatchError, build_torch_model, find_weights_file, unwrap_checkpoint
+    from models.torch_models import build_torch_model, load_pretrained
 
-    base = get_spec(name)
-    spec = data_spec(base, num_classes)
+    spec = data_spec(get_spec(name), num_classes)
     torch.manual_seed(seed)
     model = build_torch_model(spec, input_size)
     if not pretrained:
         return model, f"torchvision-init(seed={seed})", f"seeded init, {num_classes} classes"
-    path = find_weights_file(base, weights)
-    state = unwrap_checkpoint(torch.load(path, map_location="cpu", weights_only=True))
-    expected = model.state_dict()
-    heads = _head_keys(spec, model)
-    differing = {k for k, v in expected.items() if k not in state or tuple(state[k].shape) != tuple(v.shape)}
-    extra = set(state) - set(expected)
-    if differing - heads or extra:
-        raise WeightsMismatchError(
-            f"weights file {path} does not fit {name}: {len(differing - heads)} keys missing or of another shape "
-            f"outside the head (e.g. {', '.join(sorted(differing - heads)[:3]) or '-'}), {len(extra)} unexpected "
-            f"(e.g. {', '.join(sorted(extra)[:3]) or '-'})")
-    model.load_state_dict({**expected, **{k: v for k, v in state.items() if k not in differing}})
-    head = f"new: {num_classes} classes, seeded init" if differing else "from the weights file"
+    path, kept = load_pretrained(model, get_spec(name), weights, fresh=_head_keys(spec, model))
+    head = f"new: {num_classes} classes, seeded init" if kept else "from the weights file"
     return model, f"pretrained:{path}", head
 
 

@@ -86,7 +86,7 @@ def get_torch_model(
     metadata["input_size"] = size
     metadata["input_shape"] = (3, size, size)
     if pretrained:
-        metadata["weights_file"] = str(torch_models.load_pretrained(model, spec, weights))
+        metadata["weights_file"] = str(torch_models.load_pretrained(model, spec, weights)[0])
     if device is not None:
         model = model.to(device)
     return model, torch_models.make_torch_preprocess(spec), (3, size, size), metadata

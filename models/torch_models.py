@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Collection
 
 import torch
 from torch import nn
@@ -70,15 +70,23 @@ def find_weights_file(spec: ModelSpec, weights: str | os.PathLike | None = None)
     )
 
 
-def load_pretrained(model: nn.Module, spec: ModelSpec, weights: str | os.PathLike | None = None) -> Path:
-    """Load `spec`'s torchvision weights into `model` from a local file; never downloads."""
+def load_pretrained(model: nn.Module, spec: ModelSpec, weights: str | os.PathLike | None = None,
+                    fresh: Collection[str] = ()) -> tuple[Path, set[str]]:
+    """Load `spec`'s torchvision weights into `model` from a local file; never downloads.
+
+    Keys in `fresh` (a new head) may be missing from the file or of another shape there;
+    those keep `model`'s own values. Returns the file and the keys that kept them.
+    """
     path = find_weights_file(spec, weights)
-    model.load_state_dict(_read_state_dict(path, spec, model))
-    return path
+    state_dict = _read_state_dict(path, spec, model, fresh)
+    expected = model.state_dict()
+    kept = {k for k in fresh if k not in state_dict or tuple(state_dict[k].shape) != tuple(expected[k].shape)}
+    model.load_state_dict({**expected, **{k: v for k, v in state_dict.items() if k not in kept}})
+    return path, kept
 
 
-def _read_state_dict(path: Path, spec: ModelSpec, model: nn.Module) -> dict[str, torch.Tensor]:
-    """The state_dict in `path`, checked against `model`'s key by key and shape by shape."""
+def _read_state_dict(path: Path, spec: ModelSpec, model: nn.Module, fresh: Collection[str] = ()) -> dict[str, torch.Tensor]:
+    """The state_dict in `path`, checked against `model`'s key by key and shape by shape (`fresh` keys excepted)."""
     try:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle, zip and weights_only errors alike
@@ -87,11 +95,12 @@ def _read_state_dict(path: Path, spec: ModelSpec, model: nn.Module) -> dict[str,
         raise WeightsMismatchError(f"weights file {path} holds a {type(state_dict).__name__}, not a state_dict")
     state_dict = unwrap_checkpoint(state_dict)
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict]
+    missing = [k for k in expected if k not in state_dict and k not in fresh]
     unexpected = [k for k in state_dict if k not in expected]
     misshaped = [
         f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}"
-        for k, v in expected.items() if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+        for k, v in expected.items()
+        if k in state_dict and k not in fresh and tuple(state_dict[k].shape) != tuple(v.shape)
     ]
     if missing or unexpected or misshaped:
         raise WeightsMismatchError(

@@ -154,3 +154,25 @@ def test_finetune_bad_input_is_one_line(tmp_path) -> None:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "--data:" in lines[0], lines
     assert not (tmp_path / "o").exists()  # nothing was started
+
+
+def test_a_weights_file_with_another_head_keeps_its_backbone_and_gets_a_new_head(tmp_path) -> None:
+    import torch
+
+    from benchmarks.data_runs import reference_for_data
+    from models.registry import get_spec
+    from models.torch_models import WeightsMismatchError, build_torch_model
+
+    torch.manual_seed(7)
+    state = build_torch_model(get_spec("resnet_tiny"), 32).state_dict()  # 10 classes
+    path = tmp_path / "tiny.pth"
+    torch.save(state, path)
+    model, label, head = reference_for_data("resnet_tiny", 4, True, str(path), 0, 32)
+    assert head == "new: 4 classes, seeded init" and label == f"pretrained:{path}"
+    own = model.state_dict()
+    assert own["fc.weight"].shape == (4, own["fc.weight"].shape[1])
+    assert all(torch.equal(own[k], v) for k, v in state.items() if not k.startswith("fc."))
+    state["conv1.weight"] = state["conv1.weight"][:1]  # a backbone tensor of another shape is refused
+    torch.save(state, path)
+    with pytest.raises(WeightsMismatchError, match=r"1 of another shape \(e.g. conv1.weight"):
+        reference_for_data("resnet_tiny", 4, True, str(path), 0, 33)
