@@ -140,6 +140,13 @@ def memory_reader(device: Any, compiled: Any) -> Callable[[], dict[str, float]]:
     return memory
 
 
+def data_backend() -> Any:
+    """This framework's dataset runs (benchmarks/data_jax.py: `Trainer`, `feed`, `LAYOUT`), imported on first use."""
+    from benchmarks import data_jax
+
+    return data_jax
+
+
 def build_workload(combo: Combination, options: BuildOptions) -> Workload:
     """`combo` as a JAX workload: ported weights, AOT-compiled, placed on the device; one step of its mode per call."""
     if reads_whole_split(combo):

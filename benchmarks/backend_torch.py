@@ -6,6 +6,7 @@ import copy
 import gc
 import functools
 import time
+from typing import Any
 
 import torch
 import torchvision
@@ -113,6 +114,13 @@ def memory(device: str) -> dict[str, float]:
         "torch_cuda_allocated_peak_mb": torch.cuda.max_memory_allocated() / _MiB,
         "torch_cuda_reserved_peak_mb": torch.cuda.max_memory_reserved() / _MiB,
     }
+
+
+def data_backend() -> Any:
+    """This framework's dataset runs (benchmarks/data_torch.py: `Trainer`, `feed`, `LAYOUT`), imported on first use."""
+    from benchmarks import data_torch
+
+    return data_torch
 
 
 def build_workload(combo: Combination, options: BuildOptions) -> Workload:

@@ -39,7 +39,6 @@ from benchmarks.training import OPTIMIZERS, TrainConfig
 from benchmarks.workload import BuildOptions, Combination, DataOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-_BACKENDS = {"torch": "benchmarks.data_torch", "jax": "benchmarks.data_jax"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,13 +135,11 @@ def _append(path: Path, row: dict[str, Any]) -> None:
 
 def finetune_framework(config: FinetuneConfig, framework: str, log: Path) -> dict[str, Any]:
     """Train and evaluate `framework` for the run's epochs; returns its record (benchmarks' schema)."""
-    import importlib
-
     from benchmarks.data_runs import DataRun, dataset
     from benchmarks.record import make_record
     from benchmarks.workload import Workload, get_backend
 
-    backend = importlib.import_module(_BACKENDS[framework])
+    backend = get_backend(framework).data_backend()
     name = dataset(config.data.source).name
     train_combo = Combination(config.model, framework, config.device, config.batch_size, config.dtype, "train",
                               config.input_size, data=name)
